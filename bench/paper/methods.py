@@ -1,0 +1,188 @@
+"""The methods compared by the paper benchmark, behind one small interface.
+
+Each night the protocol calls ``rank(pool_x)`` (scores, higher = more interesting), then
+``ask(ids, asked, q)`` (which objects to show the Oracle, never one in ``asked``), then ``learn``
+with the Oracle's answers, then ``score(test_x)`` for the held-out metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+
+from models.interest import Interest, answer, exploration_scores, weight_vector
+from models.learner import AhuntLearner, LearnerConfig
+from models.preprocess import InputSpec
+from models.questions import StrategyMix, select_questions
+
+
+@dataclass(frozen=True)
+class Answer:
+    object_id: int
+    label: str
+    interesting: bool | None
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    spec: InputSpec
+    learner_config: LearnerConfig
+    strategy: StrategyMix
+    novelty_mix: float
+    reserve_share: float
+    seed: int
+
+
+class Method(Protocol):
+    def start(self, boot_x: np.ndarray, boot_labels: Sequence[str]) -> None: ...
+    def rank(self, pool_x: np.ndarray) -> np.ndarray: ...
+    def ask(self, ids: np.ndarray, asked: set[int], q: int) -> list[int]: ...
+    def learn(self, x: np.ndarray, answers: Sequence[Answer]) -> None: ...
+    def score(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def _top_unasked(ids: np.ndarray, scores: np.ndarray, asked: set[int], q: int) -> list[int]:
+    order = np.lexsort((ids, -scores))  # highest score first, ties by id
+    return [int(ids[i]) for i in order if int(ids[i]) not in asked][:q]
+
+
+class LabelledSet:
+    """Bootstrap plus every answered object: what the CNN methods train on."""
+
+    def __init__(self, x: np.ndarray, labels: Sequence[str]) -> None:
+        self.x = x
+        self.labels = list(labels)
+
+    def add(self, x: np.ndarray, labels: Sequence[str]) -> None:
+        self.x = np.concatenate([self.x, x])
+        self.labels += list(labels)
+
+
+class Ahunt:
+    """AHUNT: the reserve-head CNN picks the questions and learns from every answer."""
+
+    def __init__(self, ctx: MethodContext) -> None:
+        self.ctx = ctx
+        self.learner = AhuntLearner(ctx.spec, ["placeholder"], ctx.learner_config, seed=ctx.seed)
+        self.interest = Interest(reserve_share=ctx.reserve_share)
+        self.rng = np.random.default_rng(ctx.seed)
+        self._pool_scores: np.ndarray | None = None
+
+    def start(self, boot_x: np.ndarray, boot_labels: Sequence[str]) -> None:
+        classes = sorted(set(boot_labels))
+        self.learner = AhuntLearner(self.ctx.spec, classes, self.ctx.learner_config, self.ctx.seed)
+        self.train = LabelledSet(boot_x, boot_labels)
+        self.learner.fit(boot_x, boot_labels)
+        self.learner.fit_detector(self.train.x)
+
+    def _class_scores(self, x: np.ndarray) -> np.ndarray:
+        pred = self.learner.predict(x)
+        return exploration_scores(pred.probs, pred.novelty, self.ctx.novelty_mix)
+
+    def _weights(self) -> np.ndarray:
+        return weight_vector(self.interest, self.learner.classes)
+
+    def rank(self, pool_x: np.ndarray) -> np.ndarray:
+        self._pool_scores = self._class_scores(pool_x)
+        return self._pool_scores @ self._weights()
+
+    def ask(self, ids: np.ndarray, asked: set[int], q: int) -> list[int]:
+        assert self._pool_scores is not None, "rank() first"
+        questions = select_questions(
+            ids,
+            self._pool_scores,
+            self.learner.classes,
+            self._weights(),
+            q,
+            self.ctx.strategy,
+            exclude=asked,
+            rng=self.rng,
+        )
+        return [int(qu.object_id) for qu in questions]  # type: ignore[call-overload]
+
+    def learn(self, x: np.ndarray, answers: Sequence[Answer]) -> None:
+        for a in answers:
+            self.interest = answer(self.interest, a.label, a.interesting)
+        self.train.add(x, [a.label for a in answers])
+        self.learner.fit(self.train.x, self.train.labels)
+        self.learner.fit_detector(self.train.x)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        return self._class_scores(x) @ self._weights()
+
+
+class ForestOnFeatures:
+    """Isolation forest on some features; it picks the questions and never learns from them
+    (only ``iforest-dynamic``'s features do)."""
+
+    def __init__(self, ctx: MethodContext, features: str) -> None:
+        self.ctx = ctx
+        self.features = features  # "raw" | "static" | "dynamic"
+        self.forest: IsolationForest | None = None
+        self._pool_scores: np.ndarray | None = None
+        self.learner: AhuntLearner | None = None
+        self._feature_cache: np.ndarray | None = None
+
+    def start(self, boot_x: np.ndarray, boot_labels: Sequence[str]) -> None:
+        if self.features != "raw":
+            self.learner = AhuntLearner(
+                self.ctx.spec, sorted(set(boot_labels)), self.ctx.learner_config, self.ctx.seed
+            )
+            self.learner.fit(boot_x, boot_labels)
+            self.train = LabelledSet(boot_x, boot_labels)
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        if self.learner is None:
+            return x.reshape(len(x), -1)
+        return self.learner.embed(x)
+
+    def _pool_features(self, pool_x: np.ndarray) -> np.ndarray:
+        # The pool only grows at the end (night order), and features change only when the
+        # encoder trains, so the features of the known prefix are reused.
+        cached = self._feature_cache
+        if cached is None or len(cached) > len(pool_x):
+            cached = self._features(pool_x)
+        elif len(cached) < len(pool_x):
+            cached = np.concatenate([cached, self._features(pool_x[len(cached) :])])
+        self._feature_cache = cached
+        return cached
+
+    def _fit_forest(self, pool_x: np.ndarray) -> np.ndarray:
+        feats = self._pool_features(pool_x)
+        self.forest = IsolationForest(n_estimators=100, random_state=self.ctx.seed).fit(feats)
+        return -self.forest.score_samples(feats)
+
+    def rank(self, pool_x: np.ndarray) -> np.ndarray:
+        self._pool_x = pool_x
+        self._pool_scores = self._fit_forest(pool_x)
+        return self._pool_scores
+
+    def ask(self, ids: np.ndarray, asked: set[int], q: int) -> list[int]:
+        assert self._pool_scores is not None, "rank() first"
+        return _top_unasked(ids, self._pool_scores, asked, q)
+
+    def learn(self, x: np.ndarray, answers: Sequence[Answer]) -> None:
+        if self.features == "dynamic" and self.learner is not None:
+            self.train.add(x, [a.label for a in answers])
+            self.learner.fit(self.train.x, self.train.labels)
+            self._feature_cache = None
+            # The latent moved: refit the forest on the pool's new features so held-out scores
+            # come from features and forest of the same model.
+            self._fit_forest(self._pool_x)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        assert self.forest is not None
+        return -self.forest.score_samples(self._features(x))
+
+
+METHODS: dict[str, Callable[[MethodContext], Method]] = {
+    "iforest-raw": lambda ctx: ForestOnFeatures(ctx, "raw"),
+    "iforest-static": lambda ctx: ForestOnFeatures(ctx, "static"),
+    "iforest-dynamic": lambda ctx: ForestOnFeatures(ctx, "dynamic"),
+    "ahunt": Ahunt,
+}
+PAPER_METHODS: tuple[str, ...] = ("iforest-raw", "iforest-static", "iforest-dynamic", "ahunt")

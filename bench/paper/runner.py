@@ -1,0 +1,167 @@
+"""Runs the paper protocol: every method, every seed, night by night, under one "never re-ask" rule.
+
+Per night and method: the pool (cumulative) is ranked, the pool metrics are computed on that
+ranking (the one that chose tonight's questions), Q never-asked objects are shown to the Oracle,
+the method learns from the answers, and the held-out test split is scored by the updated model.
+Seeds run in parallel processes, each with one intra-op thread (see PLATFORM.md).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bench.paper import metrics
+from bench.paper.methods import METHODS, Answer, MethodContext
+from bench.paper.scenario import ScenarioConfig, Stream, build_stream
+from models.learner import LearnerConfig
+from models.preprocess import InputSpec
+from models.questions import StrategyMix
+
+METRICS = (
+    "rws",
+    "r_precision",
+    "mcc",
+    "true_candidates_pct",
+    "found_fraction",
+    "test_auroc",
+    "test_ap",
+)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    scenario: ScenarioConfig
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    learner: LearnerConfig
+    strategy: StrategyMix
+    novelty_mix: float = 0.5
+    reserve_share: float = 0.2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.scenario.to_dict(),
+            "methods": list(self.methods),
+            "seeds": list(self.seeds),
+            "strategy": str(self.strategy),
+            "novelty_mix": self.novelty_mix,
+            "reserve_share": self.reserve_share,
+            "learner": self.learner.to_dict(),
+        }
+
+
+def oracle(label: int, scenario: ScenarioConfig) -> tuple[str, bool | None]:
+    """What the simulated user answers: the true class name, interesting only for the anomaly,
+    explicitly not interesting for the distractor, no opinion on normal classes."""
+    if label == scenario.anomaly:
+        return str(label), True
+    if scenario.distractor is not None and label == scenario.distractor:
+        return str(label), False
+    return str(label), None
+
+
+def run_method(
+    name: str, config: RunConfig, seed: int, stream: Stream | None = None
+) -> list[dict[str, float]]:
+    """One method, one seed: a list of per-night metric dicts."""
+    import torch
+
+    torch.set_num_threads(1)
+    sc = config.scenario
+    stream = stream or build_stream(sc, seed)
+    spec = InputSpec(*stream.boot_x.shape[1:])
+    ctx = MethodContext(
+        spec, config.learner, config.strategy, config.novelty_mix, config.reserve_share, seed
+    )
+    method = METHODS[name](ctx)
+    method.start(stream.boot_x, [str(y) for y in stream.boot_y])
+    asked: set[int] = set()
+    found = 0
+    test_anomaly = stream.test_y == sc.anomaly
+    nights: list[dict[str, float]] = []
+    for night in range(1, sc.nights + 1):
+        in_pool = np.flatnonzero(stream.night_of <= night)
+        pool_x, pool_y = stream.pool_x[in_pool], stream.pool_y[in_pool]
+        is_anomaly = pool_y == sc.anomaly
+        t0 = time.perf_counter()
+        scores = method.rank(pool_x)
+        chosen = method.ask(in_pool, asked, sc.questions)
+        if len(set(chosen)) != len(chosen) or asked & set(chosen):
+            raise AssertionError(f"{name} asked an object twice")  # the never re-ask rule
+        asked.update(chosen)
+        answers = [Answer(i, *oracle(int(stream.pool_y[i]), sc)) for i in chosen]
+        hits = sum(1 for a in answers if a.interesting)
+        found += hits
+        method.learn(stream.pool_x[chosen], answers)
+        test_scores = method.score(stream.test_x)
+        r = metrics.r_precision(scores, is_anomaly)
+        nights.append(
+            {
+                "night": night,
+                "rws": metrics.rws(scores, is_anomaly),
+                "r_precision": r,
+                "mcc": metrics.mcc_from_r_precision(r, int(is_anomaly.sum()), len(is_anomaly)),
+                "true_candidates_pct": 100.0 * hits / max(len(chosen), 1),
+                "found_fraction": found / max(int(is_anomaly.sum()), 1),
+                "test_auroc": metrics.auroc(test_scores, test_anomaly),
+                "test_ap": metrics.average_precision(test_scores, test_anomaly),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    return nights
+
+
+def _job(args: tuple[RunConfig, int]) -> dict[str, list[dict[str, float]]]:
+    config, seed = args
+    stream = build_stream(config.scenario, seed)
+    return {name: run_method(name, config, seed, stream) for name in config.methods}
+
+
+def aggregate(
+    per_seed: Sequence[dict[str, list[dict[str, float]]]], config: RunConfig
+) -> dict[str, Any]:
+    """Mean and std over seeds, per night and for the final night, in the documented JSON shape."""
+    methods: dict[str, Any] = {}
+    for name in config.methods:
+        runs = [seed_result[name] for seed_result in per_seed]
+        per_night = []
+        for n in range(config.scenario.nights):
+            entry: dict[str, Any] = {"night": n + 1}
+            for m in METRICS:
+                entry[m] = metrics.summarize([run[n][m] for run in runs])
+            per_night.append(entry)
+        methods[name] = {
+            "final": {m: per_night[-1][m] for m in METRICS},
+            "per_night": per_night,
+            "seconds_per_seed": metrics.summarize([sum(n["seconds"] for n in run) for run in runs]),
+            "runs": [{m: run[-1][m] for m in METRICS} for run in runs],
+        }
+    return {"config": config.to_dict(), "methods": methods}
+
+
+def run(
+    config: RunConfig, jobs: int | None = None, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Every method and seed; seeds in parallel over ``jobs`` processes (default: all cores)."""
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(config.seeds)))
+    args = [(config, seed) for seed in config.seeds]
+    results: list[dict[str, list[dict[str, float]]]] = []
+    if jobs == 1:
+        for a in args:
+            results.append(_job(a))
+            if progress:
+                progress(f"seed {a[1]} done")
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for a, res in zip(args, pool.map(_job, args), strict=True):
+                results.append(res)
+                if progress:
+                    progress(f"seed {a[1]} done")
+    return aggregate(results, config)
