@@ -115,6 +115,17 @@ class Ahunt:
         return self._class_scores(x) @ self._weights()
 
 
+class AhuntNaive(Ahunt):
+    """AHUNT with the naive reserve-only policy for boring outliers: a "not interesting" answer
+    is dropped instead of becoming a known class with weight 0, so such objects keep a high
+    p(reserve) and go on competing with real unknowns for the exploration budget (AHUNT.md,
+    scenario D). Kept as a method so the benchmark shows the difference side by side."""
+
+    def learn(self, x: np.ndarray, answers: Sequence[Answer]) -> None:
+        keep = [i for i, a in enumerate(answers) if a.interesting is not False]
+        super().learn(x[keep], [answers[i] for i in keep])
+
+
 class ForestOnFeatures:
     """Isolation forest on some features; it picks the questions and never learns from them
     (only ``iforest-dynamic``'s features do)."""
@@ -184,5 +195,6 @@ METHODS: dict[str, Callable[[MethodContext], Method]] = {
     "iforest-static": lambda ctx: ForestOnFeatures(ctx, "static"),
     "iforest-dynamic": lambda ctx: ForestOnFeatures(ctx, "dynamic"),
     "ahunt": Ahunt,
+    "ahunt-naive": AhuntNaive,
 }
 PAPER_METHODS: tuple[str, ...] = ("iforest-raw", "iforest-static", "iforest-dynamic", "ahunt")
