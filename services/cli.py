@@ -24,7 +24,41 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.paper.cli import add_arguments
 
     add_arguments(paper)
+
+    from services.decode_cli import add_arguments as decode_arguments
+
+    decode = commands.add_parser("decode", help="decode alert packets, one JSON line per record")
+    decode_arguments(decode)
+
+    kafka = commands.add_parser("kafka", help="run the embedded Kafka-protocol broker")
+    kafka.add_argument("--port", type=int, default=9092)
+    kafka.add_argument("--host", default="127.0.0.1")
+
+    commands.add_parser("scorer", help="run the scoring service (settings from the environment)")
     return parser
+
+
+def run_kafka(host: str, port: int) -> int:
+    """The embedded broker in the foreground until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from services.common.embedded import EmbeddedKafka
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with EmbeddedKafka(port=port, host=host) as broker:
+        print(
+            f"Kafka-protocol broker (Tansu, memory storage) at {broker.bootstrap_servers}; "
+            "Ctrl-C stops it",
+            flush=True,
+        )
+        try:
+            while not done.wait(0.5) and broker.process and broker.process.poll() is None:
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +67,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.paper.cli import main as paper_main
 
         return paper_main(args)
+    if args.command == "decode":
+        from services.decode_cli import main as decode_main
+
+        return decode_main(args)
+    if args.command == "kafka":
+        return run_kafka(args.host, args.port)
+    if args.command == "scorer":
+        import logging
+
+        from services.scorer.__main__ import run
+
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+        return run()
     raise AssertionError(f"unhandled command {args.command}")
 
 

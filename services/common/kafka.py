@@ -198,6 +198,7 @@ class ConsumerLoop:
     batch_size: int = 256
     poll_timeout_s: float = 0.2
     on_batch: Callable[[int, float], None] | None = None
+    on_stage: Callable[[str, float], None] | None = None
     stopping: bool = False
 
     def run(self, max_batches: int | None = None) -> None:
@@ -224,9 +225,14 @@ class ConsumerLoop:
                 raise KafkaException(err)
         if good:
             outputs, dead = self.handler(good)
+            handled = time.perf_counter()
             version = self.model_version()
             self.delivery.send([*outputs, *(d.envelope(self.service, version) for d in dead)])
+            delivered = time.perf_counter()
             self.consumer.commit(offsets=next_offsets(good), asynchronous=False)
+            if self.on_stage is not None:
+                self.on_stage("produce", delivered - handled)
+                self.on_stage("commit", time.perf_counter() - delivered)
         if self.on_batch is not None:
             self.on_batch(len(good), time.perf_counter() - started)
         return True

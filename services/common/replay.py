@@ -1,0 +1,36 @@
+"""Turning alert files into Kafka messages the way surveys publish them: one alert per message.
+
+ZTF publishes each alert as its own single-record Avro container; brokers' archive files (Fink
+parts, multi-alert test files) hold many records and exceed Kafka's default 1 MB message size.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import fastavro
+
+CONTAINER_MAGIC = b"Obj\x01"
+
+
+def split_container(payload: bytes) -> list[bytes]:
+    """One single-record container per record (same writer schema, no compression); any other
+    framing (Confluent wire format) is already one record per message and is returned as is."""
+    if not payload.startswith(CONTAINER_MAGIC):
+        return [payload]
+    reader = fastavro.reader(io.BytesIO(payload))
+    schema = reader.writer_schema
+    out = []
+    for record in reader:
+        buf = io.BytesIO()
+        fastavro.writer(buf, schema, [record], codec="null")
+        out.append(buf.getvalue())
+    return out if len(out) != 1 else [payload]
+
+
+def messages_from_files(paths: list[Path], split: bool = True) -> Iterator[bytes]:
+    for path in paths:
+        data = path.read_bytes()
+        yield from (split_container(data) if split else [data])

@@ -1,0 +1,328 @@
+"""The scorer service: Kafka alerts in, per-user topics out, feedback cache in Redis.
+
+I/O lives here; the decisions are in ``handler.score_batch``. Per batch, inside the shared
+at-least-once loop: decode (bad records become dead letters), score each survey's alerts with its
+current model, write the feedback cache and delivery records to Redis, then hand the per-user
+messages to the loop, which produces them, waits for every acknowledgement and only then commits.
+A Redis failure raises before anything is committed, so the batch is replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from services.common import model_store, schemas, store
+from services.common.alerts import Alert, Rejected, SchemaSource, decode_message
+from services.common.kafka import (
+    ConsumerLoop,
+    DeadLetter,
+    Delivery,
+    OutMessage,
+    consumer,
+    ensure_topics,
+    producer,
+)
+from services.common.metrics import ScorerMetrics
+from services.common.settings import KafkaSettings
+from services.common.users import UserProfile, user_topic
+from services.scorer.handler import MJD_UNIX_EPOCH, ScoredBatch, clock_of, score_batch
+from services.scorer.model import LoadedModel, ModelSlot, load_model
+from services.scorer.selection import BudgetSelector, selector_for
+from services.scorer.settings import ScorerSettings
+
+log = logging.getLogger("ahunt.scorer")
+SERVICE = "scorer"
+
+
+class ModelWatcher:
+    """Follows ``<model_dir>/<survey>/CURRENT`` and swaps new versions in, loading and warming
+    them in this background thread. A version that fails verification is refused and the old one
+    stays live."""
+
+    def __init__(self, settings: ScorerSettings, slot: ModelSlot, metrics: ScorerMetrics) -> None:
+        self.settings, self.slot, self.metrics = settings, slot, metrics
+        self.refused: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
+
+    def check(self) -> None:
+        root = self.settings.model_dir
+        providers = (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.settings.use_cuda else None
+        )
+        for survey in model_store.surveys(root):
+            version = model_store.current_version(root, survey)
+            live = self.slot.get(survey)
+            if version is None or (live is not None and live.version == version):
+                continue
+            if (survey, version) in self.refused:
+                continue
+            try:
+                model = load_model(
+                    model_store.version_dir(root, survey, version),
+                    threads=self.settings.threads,
+                    providers=providers,
+                )
+            except Exception as exc:  # a bad model must never go live; keep serving the old one
+                log.error("refusing model %s/%s: %s", survey, version, exc)
+                self.refused.add((survey, version))
+                self.metrics.model_load_failures.labels(survey).inc()
+                continue
+            old = self.slot.swap(survey, model)
+            if old is not None:
+                self.metrics.model_info.labels(survey, old.version).set(0)
+            self.metrics.model_info.labels(survey, model.version).set(1)
+            self.metrics.model_swaps.labels(survey).inc()
+            log.info("model %s now %s (cuda=%s)", survey, model.version, model.uses_cuda)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.models_refresh_s):
+            self.check()
+
+    def start(self) -> None:
+        self.check()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class Scorer:
+    """Turns a batch of Kafka messages into outputs and dead letters (the loop's handler)."""
+
+    def __init__(
+        self,
+        settings: ScorerSettings,
+        slot: ModelSlot,
+        redis_client: Any,
+        metrics: ScorerMetrics,
+        schema_source: SchemaSource | None,
+    ) -> None:
+        self.settings, self.slot, self.redis, self.metrics = settings, slot, redis_client, metrics
+        self.schemas = schema_source
+        self.rng = np.random.default_rng(settings.seed)
+        self.users: list[UserProfile] = []
+        self.selectors: dict[str, BudgetSelector] = {}
+        self._users_loaded_at = -1e18
+
+    def refresh_users(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._users_loaded_at < self.settings.users_refresh_s:
+            return
+        users = store.load_profiles(self.redis)
+        if users != self.users:
+            self.selectors = {s: selector_for(users, sel) for s, sel in self.selectors.items()}
+            self.users = users
+            self.metrics.users.set(len(users))
+        self._users_loaded_at = now
+
+    def _selector(self, survey: str) -> BudgetSelector:
+        if survey not in self.selectors:
+            self.selectors[survey] = selector_for(self.users)
+        return self.selectors[survey]
+
+    def __call__(self, messages: Sequence[Message]) -> tuple[list[OutMessage], list[DeadLetter]]:
+        self.refresh_users()
+        self.metrics.consumed.inc(len(messages))
+        self.metrics.batch_size.observe(len(messages))
+        dead: list[DeadLetter] = []
+        by_survey: dict[str, list[Alert]] = defaultdict(list)
+        t0 = time.perf_counter()
+        for m in messages:
+            for result in decode_message(m.value() or b"", self.schemas):
+                if isinstance(result, Rejected):
+                    where = "" if result.index is None else f" (record {result.index})"
+                    dead.append(DeadLetter(m, result.reason, result.message + where))
+                else:
+                    by_survey[result.survey].append(result)
+        self.metrics.stage_seconds.labels("decode").observe(time.perf_counter() - t0)
+
+        outputs: list[OutMessage] = []
+        pipe = self.redis.pipeline(transaction=False)
+        for survey, alerts in by_survey.items():
+            model = self.slot.get(survey)
+            if model is None:
+                for m in messages:  # rare: a survey without a model; keep it visible
+                    dead.append(
+                        DeadLetter(
+                            m, "no_model_for_survey", f"no model for {survey}", "ConfigurationError"
+                        )
+                    )
+                continue
+            outputs += self._score(survey, alerts, model, pipe)
+        pipe.execute()  # raises on failure: nothing is committed, the batch replays
+        for d in dead:
+            self.metrics.dead_letters.labels(d.reason).inc()
+        return outputs, dead
+
+    def _score(
+        self, survey: str, alerts: list[Alert], model: LoadedModel, pipe: Any
+    ) -> list[OutMessage]:
+        wall = time.time()
+        now = clock_of(alerts, wall) if self.settings.clock == "event" else wall
+        t0 = time.perf_counter()
+        batch = score_batch(
+            alerts,
+            model,
+            self.users,
+            self._selector(survey),
+            now,
+            self.settings.novelty_mix,
+            self.rng,
+        )
+        self.metrics.stage_seconds.labels("score").observe(time.perf_counter() - t0)
+        self.metrics.scored.labels(survey).inc(len(alerts))
+        t1 = time.perf_counter()
+        outputs = self._publish(batch, wall)
+        self._cache(batch, pipe, wall)
+        self.metrics.stage_seconds.labels("route").observe(time.perf_counter() - t1)
+        return outputs
+
+    def _publish(self, batch: ScoredBatch, wall: float) -> list[OutMessage]:
+        outputs = []
+        headers = schemas.headers_for(schemas.USER_ALERT) + (
+            ("ahunt-model-version", batch.model_version.encode()),
+        )
+        for d in batch.deliveries:
+            a = batch.alerts[d.alert]
+            record = {
+                "alert_id": a.alert_id,
+                "object_id": a.object_id,
+                "survey": a.survey,
+                "user": d.user,
+                "score": d.score,
+                "reason": d.reason,
+                "class_probabilities": {
+                    c: float(p) for c, p in zip(batch.classes, batch.probs[d.alert], strict=True)
+                },
+                "novelty": float(batch.novelty[d.alert]),
+                "model_version": batch.model_version,
+                "ra": a.ra,
+                "dec": a.dec,
+                "magnitude": a.magnitude,
+                "alert_time": None
+                if a.observed_mjd is None
+                else int((a.observed_mjd - MJD_UNIX_EPOCH) * 86_400_000),
+                "scored_at": int(wall * 1000),
+                "published_at": int(time.time() * 1000),
+                "cutout_science": a.cutout_bytes[0],
+                "cutout_template": a.cutout_bytes[1],
+                "cutout_difference": a.cutout_bytes[2],
+            }
+            outputs.append(
+                OutMessage(
+                    user_topic(d.user),
+                    schemas.encode(schemas.USER_ALERT, record),
+                    key=a.alert_id.encode(),
+                    headers=headers,
+                )
+            )
+            self.metrics.published.labels(d.user, d.reason).inc()
+        return outputs
+
+    def _cache(self, batch: ScoredBatch, pipe: Any, wall: float) -> None:
+        delivered = {d.alert for d in batch.deliveries}
+        background = self.rng.random(len(batch.alerts)) < self.settings.background_sample
+        ttl = self.settings.cache_ttl_s
+        for i, a in enumerate(batch.alerts):
+            if i not in delivered and not background[i]:
+                continue
+            meta = {
+                "alert_id": a.alert_id,
+                "object_id": a.object_id,
+                "survey": a.survey,
+                "schema_version": a.schema_version,
+                "ra": a.ra,
+                "dec": a.dec,
+                "magnitude": a.magnitude,
+                "observed_mjd": a.observed_mjd,
+                "model_version": batch.model_version,
+                "classes": batch.classes,
+                "probs": [float(p) for p in batch.probs[i]],
+                "novelty": float(batch.novelty[i]),
+                "cached_at": wall,
+                "background": i not in delivered,
+            }
+            store.cache_alert(pipe, a.alert_id, meta, batch.stamps[i], a.cutout_bytes, ttl)
+        for d in batch.deliveries:
+            a = batch.alerts[d.alert]
+            store.record_delivery(
+                pipe,
+                d.user,
+                a.alert_id,
+                {
+                    "score": d.score,
+                    "reason": d.reason,
+                    "model_version": batch.model_version,
+                    "delivered_at": wall,
+                },
+                ttl,
+                self.settings.candidates_max,
+            )
+
+
+def update_lag(c: Consumer, metrics: ScorerMetrics) -> None:
+    """Consumer lag per assigned partition, never negative (some brokers report odd watermarks)."""
+    assigned = c.assignment()
+    if not assigned:
+        return
+    committed = c.committed(assigned, timeout=5)
+    for tp in committed:
+        _low, high = c.get_watermark_offsets(
+            TopicPartition(tp.topic, tp.partition), timeout=5, cached=False
+        )
+        lag = max(0, high - max(tp.offset, 0))
+        metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+
+def build_loop(
+    settings: ScorerSettings,
+    kafka: KafkaSettings,
+    bootstrap: str,
+    redis_client: Any,
+    metrics: ScorerMetrics,
+    slot: ModelSlot,
+) -> ConsumerLoop:
+    schema_source = (
+        SchemaSource(settings.schema_dir, settings.schema_registry_url)
+        if settings.schema_dir or settings.schema_registry_url
+        else None
+    )
+    scorer = Scorer(settings, slot, redis_client, metrics, schema_source)
+    scorer.refresh_users(force=True)
+    ensure_topics(
+        kafka, bootstrap, [*settings.input_topics, "ahunt.dlq", *(u.topic for u in scorer.users)]
+    )
+    c = consumer(kafka, bootstrap, settings.group_id)
+    c.subscribe(list(settings.input_topics))
+    loop = ConsumerLoop(
+        c,
+        Delivery(producer(kafka, bootstrap)),
+        scorer,
+        SERVICE,
+        model_version=lambda: ",".join(f"{s}:{v}" for s, v in slot.versions().items()) or None,
+        batch_size=settings.batch_size,
+        poll_timeout_s=settings.poll_timeout_s,
+        on_stage=lambda stage, s: metrics.stage_seconds.labels(stage).observe(s),
+    )
+    return loop
+
+
+def wait_for_models(slot: ModelSlot, watcher: ModelWatcher, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not slot.versions():
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                "no model to serve: export one under the model directory "
+                "(<model_dir>/<survey>/<version>/ and <survey>/CURRENT)"
+            )
+        watcher.check()
+        time.sleep(0.5)

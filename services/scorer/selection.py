@@ -1,0 +1,220 @@
+"""Which alerts each user receives: budgets enforced in streaming, for all users at once.
+
+A user asks for about B alerts per period out of the N the survey sends. We cannot rank a whole
+night before publishing, so each user keeps a running distribution of their own scores (a decayed
+histogram on the logit scale, which resolves the crowded ends near 0 and 1) and passes an alert
+when it lands in the top ``B/N`` quantile. The budget is split over strategies: ``top`` (score
+above the quantile), ``uncertain`` (score closest to 0.5, where a label teaches the model most) and
+``random`` (unbiased exploration); each delivery records which one chose it. Deliveries are
+paced by a token bucket (a small burst, then budget/period), and a count of recent deliveries
+per user makes the budget a hard cap: at most B deliveries in any rolling period, even while the
+quantile is still learning.
+
+Time is a monotone clock supplied by the caller: the alerts' own observation time for replays and
+simulations, wall time otherwise. Everything is numpy over (alerts x users) arrays; no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.common.users import UserProfile
+
+STRATEGY_ORDER = ("top", "uncertain", "random")
+_BINS = 1024
+_LOGIT_RANGE = 12.0
+
+
+@dataclass(frozen=True)
+class Pick:
+    alert: int  # row in the batch
+    user: int  # column (index into the selector's users)
+    reason: str  # "top" | "uncertain" | "random"
+
+
+def _logit_bins(s: np.ndarray) -> np.ndarray:
+    p = np.clip(s, 1e-7, 1 - 1e-7)
+    z = np.log(p) - np.log1p(-p)
+    b = (z + _LOGIT_RANGE) / (2 * _LOGIT_RANGE) * _BINS
+    return np.clip(b.astype(np.int64), 0, _BINS - 1)
+
+
+def _uncertainty_bins(s: np.ndarray) -> np.ndarray:
+    u = np.abs(np.asarray(s, dtype=np.float64) - 0.5) * 2.0  # 0 = most uncertain, 1 = certain
+    return np.clip((u * _BINS).astype(np.int64), 0, _BINS - 1)
+
+
+def _upper_threshold_bins(hist: np.ndarray, fraction: np.ndarray) -> np.ndarray:
+    """Per row: the lowest bin such that the mass at or above it is <= fraction (>= 1 bin)."""
+    tail = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # mass at or above each bin
+    total = tail[:, 0:1]
+    share = np.where(total > 0, tail / np.maximum(total, 1e-12), 0.0)
+    ok = (share <= fraction[:, None]) & (tail > 0)
+    # First bin (from the bottom) whose tail share fits. Where even the highest occupied bin
+    # holds more than the fraction (tiny budgets, few alerts seen), that bin is the threshold:
+    # the best alerts still pass, and the pacing and the cap limit how many.
+    occupied = hist > 0
+    highest = _BINS - 1 - np.argmax(occupied[:, ::-1], axis=1)
+    first = np.where(ok.any(axis=1), ok.argmax(axis=1), highest)
+    return np.asarray(first)
+
+
+def _lower_threshold_bins(hist: np.ndarray, fraction: np.ndarray) -> np.ndarray:
+    """Per row: the highest bin such that the mass at or below it is <= fraction."""
+    head = np.cumsum(hist, axis=1)
+    total = head[:, -1:]
+    share = np.where(total > 0, head / np.maximum(total, 1e-12), 0.0)
+    ok = share <= fraction[:, None]
+    # number of leading bins that fit, minus one; -1 means none
+    return np.asarray(ok.sum(axis=1) - 1)
+
+
+@dataclass
+class BudgetSelector:
+    """Streaming per-user selection with budgets. Create one per set of users; ``resize`` keeps
+    the state of users that stay (by name) when profiles change."""
+
+    users: list[str]
+    budgets: np.ndarray  # (U,) alerts per period
+    periods: np.ndarray  # (U,) seconds
+    shares: np.ndarray  # (U, 3) strategy shares in STRATEGY_ORDER, rows sum to 1
+    half_life_alerts: float = 50_000.0
+    # Until this many alerts per period have been seen, assume at least this many are coming, so
+    # the first batches do not spend the whole budget on whatever arrives first.
+    min_expected: float = 1_000.0
+    burst: float = 0.1  # share of the budget available at once
+
+    def __post_init__(self) -> None:
+        n = len(self.users)
+        self.budgets = np.asarray(self.budgets, dtype=np.float64).reshape(n)
+        self.periods = np.asarray(self.periods, dtype=np.float64).reshape(n)
+        self.shares = np.asarray(self.shares, dtype=np.float64).reshape(n, 3)
+        self.hist_score = np.zeros((n, _BINS))
+        self.hist_uncertain = np.zeros((n, _BINS))
+        self.recent: list[deque[float]] = [deque() for _ in range(n)]  # delivery times
+        # Pacing: a token bucket that starts with a small burst and refills at budget/period, so
+        # the budget is spread over the period instead of spent on the first alerts of a night.
+        self.tokens = np.maximum(1.0, np.ceil(self.budgets * self.burst)).clip(max=self.budgets)
+        self.window = np.zeros(n)  # alerts seen in the last period, per user (decayed count)
+        self.seen = 0
+        self.clock: float | None = None
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _advance(self, now: float, n: int) -> None:
+        if self.clock is None:
+            self.clock = now
+        elapsed = max(0.0, now - self.clock)
+        self.clock = max(self.clock, now)
+        self.tokens = np.minimum(self.budgets, self.tokens + self.budgets * elapsed / self.periods)
+        # Exponentially windowed count over one period: at a steady rate r it tends to r*period,
+        # the number of alerts the budget is a share of. Early on it undercounts, so more alerts
+        # pass (down to the ``min_expected`` prior), and the hard cap stops them.
+        self.window = self.window * np.exp(-elapsed / self.periods) + n
+
+    def _observe(self, scores: np.ndarray) -> None:
+        n = scores.shape[0]
+        decay = 0.5 ** (n / self.half_life_alerts)
+        self.hist_score *= decay
+        self.hist_uncertain *= decay
+        u_index = np.repeat(np.arange(scores.shape[1])[None, :], n, axis=0)
+        np.add.at(self.hist_score, (u_index, _logit_bins(scores)), 1.0)
+        np.add.at(self.hist_uncertain, (u_index, _uncertainty_bins(scores)), 1.0)
+        self.seen += n
+
+    def fractions(self) -> np.ndarray:
+        """(U,) the share of alerts each user should receive at the current arrival rate."""
+        return np.clip(self.budgets / np.maximum(self.window, self.min_expected), 0.0, 1.0)
+
+    def remaining(self, user: int) -> int:
+        """Deliveries still allowed to ``user`` in the rolling period ending at the clock."""
+        times = self.recent[user]
+        horizon = (self.clock or 0.0) - self.periods[user]
+        while times and times[0] <= horizon:
+            times.popleft()
+        return int(self.budgets[user]) - len(times)
+
+    # -- selection -----------------------------------------------------------------------------
+
+    def select(
+        self,
+        scores: np.ndarray,
+        now: float,
+        eligible: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> list[Pick]:
+        """Choose deliveries for a batch: ``scores`` (N, U) in [0, 1], ``eligible`` (N, U) bool
+        (filters), ``now`` the clock. Never exceeds a user's budget in the rolling period."""
+        scores = np.asarray(scores, dtype=np.float64)
+        n, n_users = scores.shape
+        if n_users != len(self.users) or n == 0:
+            if n_users != len(self.users):
+                raise ValueError(f"scores have {n_users} users, selector has {len(self.users)}")
+            return []
+        rng = rng or np.random.default_rng()
+        self._advance(now, n)
+        self._observe(scores)
+        f = self.fractions()
+        ok = np.ones_like(scores, dtype=bool) if eligible is None else np.asarray(eligible, bool)
+
+        # Candidate masks per strategy (N, U).
+        top_bin = _upper_threshold_bins(self.hist_score, f * self.shares[:, 0])
+        top = (_logit_bins(scores) >= top_bin[None, :]) & (self.shares[:, 0] > 0)[None, :]
+        # A budget as large as the stream takes everything, whatever the mix.
+        top |= (f >= 1.0)[None, :]
+        unc_bin = _lower_threshold_bins(self.hist_uncertain, f * self.shares[:, 1])
+        unc = _uncertainty_bins(scores) <= unc_bin[None, :]
+        rnd = rng.random(scores.shape) < (f * self.shares[:, 2])[None, :]
+
+        # One candidate list over strategies, in random order: when the budget is scarce every
+        # strategy loses the same share, so the mix the user asked for holds. A pair chosen by
+        # several strategies counts for the first in STRATEGY_ORDER.
+        parts: list[np.ndarray] = []
+        claimed = np.zeros_like(ok)
+        for k, mask in enumerate((top, unc, rnd)):
+            candidates = mask & ok & ~claimed
+            claimed |= candidates
+            pos = np.argwhere(candidates)
+            parts.append(np.column_stack([pos, np.full(len(pos), k)]))
+        triples = np.concatenate(parts)
+        picks: list[Pick] = []
+        for i in rng.permutation(len(triples)):
+            r, c, kind = (int(v) for v in triples[i])
+            if self.tokens[c] < 1.0 or self.remaining(c) < 1:
+                continue
+            self.tokens[c] -= 1.0
+            self.recent[c].append(self.clock or 0.0)
+            picks.append(Pick(r, c, STRATEGY_ORDER[kind]))
+        return picks
+
+
+def selector_for(
+    profiles: Sequence[UserProfile], previous: BudgetSelector | None = None
+) -> BudgetSelector:
+    """A selector for ``profiles``, carrying over the state of users that were already there
+    (profile edits must not reset a user's score distribution or refill their budget)."""
+    names = [p.name for p in profiles]
+    sel = BudgetSelector(
+        names,
+        np.array([p.budget.alerts for p in profiles], dtype=np.float64),
+        np.array([p.budget.seconds for p in profiles], dtype=np.float64),
+        np.array(
+            [[p.strategy_shares()[s] for s in STRATEGY_ORDER] for p in profiles], dtype=np.float64
+        ).reshape(len(names), 3),
+    )
+    if previous is not None:
+        sel.clock, sel.seen = previous.clock, previous.seen
+        old = {u: i for i, u in enumerate(previous.users)}
+        for i, u in enumerate(names):
+            if u in old:
+                j = old[u]
+                sel.hist_score[i] = previous.hist_score[j]
+                sel.hist_uncertain[i] = previous.hist_uncertain[j]
+                sel.recent[i] = deque(previous.recent[j])
+                sel.tokens[i] = min(previous.tokens[j], sel.budgets[i])
+                sel.window[i] = previous.window[j]
+    return sel

@@ -1,0 +1,50 @@
+"""Scorer settings (env prefix ``AHUNT_SCORER_``; Kafka and Redis endpoints are shared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RedisSettings(BaseSettings):
+    """``REDIS_URL``; unset starts the embedded Redis."""
+
+    model_config = SettingsConfigDict(env_prefix="REDIS_", frozen=True, extra="ignore")
+
+    url: str | None = None
+
+
+class ScorerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AHUNT_SCORER_", frozen=True, extra="ignore")
+
+    input_topics: list[str] = Field(default_factory=lambda: ["ahunt.alerts"])
+    group_id: str = "ahunt-scorer"
+    model_dir: Path = Field(
+        default=Path("var/models"),
+        description="<survey>/<version>/ model dirs and <survey>/CURRENT",
+    )
+    batch_size: int = Field(default=256, ge=1, le=10_000)
+    poll_timeout_s: float = Field(default=0.2, gt=0)
+    threads: int = Field(default=1, ge=1, description="onnxruntime intra-op threads per process")
+    use_cuda: bool = Field(default=False, description="try the CUDA execution provider")
+    novelty_mix: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="latent novelty's share of the exploration score"
+    )
+    clock: Literal["event", "wall"] = Field(
+        default="event", description="budget clock: alert observation time or wall time"
+    )
+    metrics_port: int = Field(default=9101, ge=0, le=65535, description="0 disables /metrics")
+    users_refresh_s: float = Field(default=5.0, gt=0)
+    models_refresh_s: float = Field(default=2.0, gt=0)
+    lag_refresh_s: float = Field(default=10.0, gt=0)
+    cache_ttl_s: int = Field(default=7 * 86_400, ge=60, description="feedback cache lifetime")
+    background_sample: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="share of undelivered alerts cached as background"
+    )
+    candidates_max: int = Field(default=500, ge=1, description="questions kept per user")
+    schema_dir: Path | None = Field(default=None, description="local Confluent schemas")
+    schema_registry_url: str | None = None
+    seed: int = 0

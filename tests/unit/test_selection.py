@@ -1,0 +1,80 @@
+"""Streaming budget selection: hard caps, quantile tracking, strategy mix, filters, state carry."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.common.users import Budget, UserProfile
+from services.scorer.selection import BudgetSelector, selector_for
+
+
+def _stream(selector: BudgetSelector, scores: np.ndarray, seconds: float, batch: int = 100,
+            eligible: np.ndarray | None = None) -> list[tuple[int, int, str]]:
+    """Feed scores (N, U) spread evenly over ``seconds`` of clock; return (alert, user, reason)."""
+    rng = np.random.default_rng(0)
+    out = []
+    n = len(scores)
+    for start in range(0, n, batch):
+        now = seconds * (start + batch) / n
+        sl = slice(start, start + batch)
+        picks = selector.select(scores[sl], now, None if eligible is None else eligible[sl], rng)
+        out += [(start + p.alert, p.user, p.reason) for p in picks]
+    return out
+
+
+def _profiles(*specs: tuple[str, int, dict[str, float]]) -> list[UserProfile]:
+    return [UserProfile(name=n, budget=Budget(alerts=b, period="night"), strategy=s)
+            for n, b, s in specs]
+
+
+def test_budget_is_a_hard_cap_and_picks_are_the_top_quantile() -> None:
+    rng = np.random.default_rng(1)
+    scores = rng.random((20_000, 1))
+    sel = selector_for(_profiles(("alice", 100, {"top": 1.0})))
+    picks = _stream(sel, scores, seconds=86_400.0)
+    assert 80 <= len(picks) <= 100  # at most one night of budget in any night
+    chosen = scores[[a for a, _, _ in picks], 0]
+    # 100 of 20,000 is the top 0.5%: after the first batches the threshold is learnt.
+    assert np.median(chosen) > 0.99
+    assert {r for _, _, r in picks} == {"top"}
+
+
+def test_strategy_mix_splits_the_budget_and_records_reasons() -> None:
+    rng = np.random.default_rng(2)
+    scores = rng.random((20_000, 1))
+    sel = selector_for(_profiles(("bob", 200, {"top": 0.5, "uncertain": 0.25, "random": 0.25})))
+    picks = _stream(sel, scores, seconds=86_400.0)
+    reasons = [r for _, _, r in picks]
+    assert 0.35 < reasons.count("top") / len(reasons) < 0.65
+    unc = scores[[a for a, _, r in picks if r == "uncertain"], 0]
+    assert np.abs(unc - 0.5).max() < 0.05  # the uncertain picks sit near 0.5
+    assert reasons.count("random") > 10
+
+
+def test_users_are_independent_and_filters_apply() -> None:
+    rng = np.random.default_rng(3)
+    scores = rng.random((5_000, 2))
+    eligible = np.ones_like(scores, dtype=bool)
+    eligible[::2, 1] = False  # user 1 filters out even alerts
+    sel = selector_for(_profiles(("a", 50, {"top": 1.0}), ("b", 10, {"top": 1.0})))
+    picks = _stream(sel, scores, seconds=86_400.0, eligible=eligible)
+    per_user = {u: [a for a, uu, _ in picks if uu == u] for u in (0, 1)}
+    assert len(per_user[0]) <= 50 and len(per_user[1]) <= 10
+    assert all(a % 2 == 1 for a in per_user[1])
+    assert len({(a, u) for a, u, _ in picks}) == len(picks)  # never twice to the same user
+
+
+def test_zero_budget_gets_nothing() -> None:
+    sel = selector_for(_profiles(("c", 0, {"top": 1.0})))
+    assert _stream(sel, np.random.default_rng(4).random((1_000, 1)), seconds=3_600.0) == []
+
+
+def test_profile_change_keeps_state_of_remaining_users() -> None:
+    rng = np.random.default_rng(5)
+    sel = selector_for(_profiles(("a", 5, {"top": 1.0})))
+    _stream(sel, rng.random((2_000, 1)), seconds=3_600.0)
+    used = 5 - sel.remaining(0)
+    assert used > 0
+    again = selector_for(_profiles(("new", 5, {"top": 1.0}), ("a", 5, {"top": 1.0})), sel)
+    assert again.remaining(1) == 5 - used and again.remaining(0) == 5
+    assert np.array_equal(again.hist_score[1], sel.hist_score[0])
