@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--host", default="127.0.0.1")
 
     commands.add_parser("scorer", help="run the scoring service (settings from the environment)")
+
+    from services.clients import add_replay_arguments, add_subscribe_arguments
+
+    add_replay_arguments(commands.add_parser("replay", help="publish alert files to Kafka"))
+    add_subscribe_arguments(commands.add_parser("subscribe", help="read a user's alert topic"))
     return parser
 
 
@@ -71,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from services.decode_cli import main as decode_main
 
         return decode_main(args)
+    if args.command in ("replay", "subscribe"):
+        from services import clients
+
+        return int(getattr(clients, args.command)(args))
     if args.command == "kafka":
         return run_kafka(args.host, args.port)
     if args.command == "scorer":
