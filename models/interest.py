@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from models.network import RESERVE
+from models.taxonomy import RESERVE
 
 
 @dataclass(frozen=True)

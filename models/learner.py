@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from models.augment import AUGMENTATIONS, Augmentation, augment
 from models.detector import KnnDetector, fit_knn_detector
 from models.losses import LOSSES, Loss, classification_loss
-from models.network import RESERVE, AhuntNet, EncoderConfig, grow_optimizer_state
+from models.network import AhuntNet, EncoderConfig, grow_optimizer_state
 from models.preprocess import InputSpec
 from models.sampling import balanced_sample_weights
+from models.taxonomy import RESERVE, normalise_class_name
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,15 @@ class LearnerConfig:
     pretrain_epochs: int = 10
     finetune_epochs: int = 2
     # An epoch draws max(len(train), min_epoch_samples) examples, so a tiny labelled set still
-    # gets enough optimisation steps.
-    min_epoch_samples: int = 512
+    # gets enough optimisation steps. 2048 (was 512) is issue 7's main gain: with a few answers
+    # per night, 2 epochs of 512 draws left the new class under-fitted (digits B held-out AUROC
+    # 0.948 -> 0.994, docs/BENCHMARKS.md); sets above 2048 examples are unaffected.
+    min_epoch_samples: int = 2048
     loss: Loss = "ce"
     focal_gamma: float = 2.0
+    # Share of each target moved onto the other known classes, never onto the reserve
+    # (models.losses.smoothed_targets); 0 disables it.
+    label_smoothing: float = 0.1
     augment: Augmentation = "d4"
     max_oversample: float = 10.0
     detector_k: int = 5
@@ -59,6 +65,10 @@ class LearnerConfig:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
         if self.lr <= 0 or self.batch_size < 1 or self.max_oversample < 1:
             raise ValueError("lr > 0, batch_size >= 1 and max_oversample >= 1 are required")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.min_epoch_samples < 1:
+            raise ValueError("min_epoch_samples must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "encoder"}
@@ -68,6 +78,8 @@ class LearnerConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LearnerConfig:
         d = dict(d)
+        # States saved before label smoothing existed were trained without it: resume them so.
+        d.setdefault("label_smoothing", 0.0)
         encoder = EncoderConfig.from_dict(d.pop("encoder"))
         return cls(encoder=encoder, **d)
 
@@ -91,18 +103,6 @@ class TrainReport:
     steps: int
     losses: tuple[float, ...]  # mean loss per epoch
     class_counts: dict[str, int]
-
-
-def normalise_class_name(name: str) -> str:
-    """Canonical class name: trimmed, lower case, inner whitespace as '_'.
-
-    >>> normalise_class_name("  Not Interesting ")
-    'not_interesting'
-    """
-    cleaned = "_".join(str(name).strip().lower().split())
-    if not cleaned:
-        raise ValueError("empty class name")
-    return cleaned
 
 
 class AhuntLearner:
@@ -200,7 +200,9 @@ class AhuntLearner:
                     idx = draws[start : start + cfg.batch_size]
                     batch = augment(x_t[idx], cfg.augment, self._generator)
                     _, logits = self.net(batch)
-                    loss = classification_loss(logits, y_t[idx], cfg.loss, cfg.focal_gamma)
+                    loss = classification_loss(
+                        logits, y_t[idx], cfg.loss, cfg.focal_gamma, cfg.label_smoothing
+                    )
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()

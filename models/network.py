@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from models.preprocess import InputSpec
+from models.taxonomy import RESERVE
 
-RESERVE = "reserve"
+__all__ = ["RESERVE", "AhuntNet", "Encoder", "EncoderConfig", "ReserveHead", "grow_optimizer_state"]
 
 
 @dataclass(frozen=True)

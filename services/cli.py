@@ -20,10 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="reproduce the AHUNT paper's protocol on digits or MNIST",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    # Imported here so `ahunt --help` does not pay for torch.
-    from bench.paper.cli import add_arguments
-
-    add_arguments(paper)
+    try:  # the serving install (scorer, feedback) has no torch: keep the command, explain it
+        from bench.paper.cli import add_arguments
+    except ImportError as exc:
+        paper.set_defaults(unavailable=f"needs the train and bench extras ({exc})")
+    else:
+        add_arguments(paper)
 
     from services.decode_cli import add_arguments as decode_arguments
 
@@ -68,6 +70,8 @@ def run_kafka(host: str, port: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "unavailable", None):
+        raise SystemExit(f"ahunt {args.command}: {args.unavailable}")
     if args.command == "bench" and args.bench == "paper":
         from bench.paper.cli import main as paper_main
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -199,7 +200,11 @@ class ConsumerLoop:
     poll_timeout_s: float = 0.2
     on_batch: Callable[[int, float], None] | None = None
     on_stage: Callable[[str, float], None] | None = None
+    # Fault injection for crash tests: exit the process hard after delivering this many batches,
+    # before committing the last one (0 = never).
+    crash_after_batches: int = 0
     stopping: bool = False
+    _delivered_batches: int = 0
 
     def run(self, max_batches: int | None = None) -> None:
         batches = 0
@@ -229,6 +234,9 @@ class ConsumerLoop:
             version = self.model_version()
             self.delivery.send([*outputs, *(d.envelope(self.service, version) for d in dead)])
             delivered = time.perf_counter()
+            self._delivered_batches += 1
+            if self.crash_after_batches and self._delivered_batches >= self.crash_after_batches:
+                os._exit(75)
             self.consumer.commit(offsets=next_offsets(good), asynchronous=False)
             if self.on_stage is not None:
                 self.on_stage("produce", delivered - handled)

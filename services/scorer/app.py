@@ -312,6 +312,7 @@ def build_loop(
         batch_size=settings.batch_size,
         poll_timeout_s=settings.poll_timeout_s,
         on_stage=lambda stage, s: metrics.stage_seconds.labels(stage).observe(s),
+        crash_after_batches=settings.crash_after_batches,
     )
     return loop
 

@@ -48,3 +48,6 @@ class ScorerSettings(BaseSettings):
     schema_dir: Path | None = Field(default=None, description="local Confluent schemas")
     schema_registry_url: str | None = None
     seed: int = 0
+    crash_after_batches: int = Field(
+        default=0, ge=0, description="fault injection for tests: exit after delivering the Nth "
+        "batch, before its commit (0 = off)")

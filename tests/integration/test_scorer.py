@@ -4,78 +4,24 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pytest
 import redis
 
-from models.export import export_onnx
-from models.learner import AhuntLearner, LearnerConfig
-from models.preprocess import ZTF_SPEC, Preprocessing, assemble, fit_stamp, preprocess
-from services.common import model_store, schemas, store
-from services.common.alerts import Alert, decode_message
-from services.common.embedded import EmbeddedRedis
+from services.common import schemas, store
+from services.common.alerts import Alert
 from services.common.kafka import DLQ_TOPIC, consumer, ensure_topics, producer
 from services.common.metrics import ScorerMetrics
-from services.common.replay import messages_from_files
 from services.common.settings import KafkaSettings
 from services.common.users import Budget, Filters, SkyCone, UserProfile, user_topic
 from services.scorer.app import ModelWatcher, build_loop
 from services.scorer.handler import prepare_stamps
 from services.scorer.model import ModelSlot, load_model
 from services.scorer.settings import ScorerSettings
-from tests.samples import sample_files
 
 METRICS = ScorerMetrics()  # prometheus metrics are process-global: one instance for all tests
-
-
-@pytest.fixture(scope="session")
-def ztf_payloads() -> list[bytes]:
-    """One alert per message, as ZTF publishes them."""
-    return list(messages_from_files(sample_files("ztf", "ztf-fink")))
-
-
-@pytest.fixture(scope="session")
-def ztf_alerts(ztf_payloads: list[bytes]) -> list[Alert]:
-    return [r for p in ztf_payloads for r in decode_message(p) if isinstance(r, Alert)]
-
-
-@pytest.fixture(scope="session")
-def model_root(tmp_path_factory: pytest.TempPathFactory, ztf_alerts: list[Alert]) -> Path:
-    """A small real model trained on the sample stamps and exported like production's."""
-    import torch
-
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("models")
-    learner = AhuntLearner(ZTF_SPEC, ["normal"],
-                           LearnerConfig(pretrain_epochs=1, min_epoch_samples=64), seed=0)
-    prep = Preprocessing()
-
-    raw, valid = assemble([[fit_stamp(s, 63, 63)[0] for s in a.cutouts] for a in ztf_alerts],
-                          ZTF_SPEC)
-    x = preprocess(raw, prep, valid)
-    learner.fit(x, ["normal"] * len(x))
-    learner.fit_detector(x)
-    export_onnx(learner, root / "ztf" / "ztf-0001", version="ztf-0001", survey="ztf",
-                preprocessing=prep)
-    model_store.promote(root, "ztf", "ztf-0001")
-    return root
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis() as server:
-        yield server
-
-
-@pytest.fixture
-def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
-    client = store.connect(redis_server.url)
-    client.flushall()
-    yield client
-    client.close()
 
 
 def _read_topic(bootstrap: str, settings: KafkaSettings, topic: str, idle_s: float = 4.0):
@@ -91,16 +37,22 @@ def _read_topic(bootstrap: str, settings: KafkaSettings, topic: str, idle_s: flo
     return got
 
 
-def test_prepare_stamps_matches_training_preprocessing(model_root: Path,
-                                                       ztf_alerts: list[Alert]) -> None:
+def test_prepare_stamps_matches_training_preprocessing(
+    model_root: Path, ztf_alerts: list[Alert]
+) -> None:
     model = load_model(model_root / "ztf" / "ztf-0001")
     x = prepare_stamps(ztf_alerts[:5], model)
     assert x.shape == (5, 3, 63, 63) and np.isfinite(x).all()
 
 
 def test_replay_samples_routes_by_interest_budget_and_filters(
-    kafka_bootstrap: str, kafka_settings: KafkaSettings, new_topic: Callable[..., str],
-    group_id: str, model_root: Path, redis_client: redis.Redis, ztf_payloads: list[bytes],
+    kafka_bootstrap: str,
+    kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str],
+    group_id: str,
+    model_root: Path,
+    redis_client: redis.Redis,
+    ztf_payloads: list[bytes],
     ztf_alerts: list[Alert],
 ) -> None:
     src = new_topic("alerts")
@@ -108,8 +60,11 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     users = [
         UserProfile(name=f"all-{group_id}", budget=Budget(alerts=100_000)),
         UserProfile(name=f"few-{group_id}", budget=Budget(alerts=3)),
-        UserProfile(name=f"cone-{group_id}", budget=Budget(alerts=100_000),
-                    filters=Filters(cone=SkyCone(ra=near.ra, dec=near.dec, radius=0.01))),
+        UserProfile(
+            name=f"cone-{group_id}",
+            budget=Budget(alerts=100_000),
+            filters=Filters(cone=SkyCone(ra=near.ra, dec=near.dec, radius=0.01)),
+        ),
     ]
     for u in users:
         store.save_profile(redis_client, u)
@@ -120,8 +75,9 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
         p.produce(src, payload)
     assert p.flush(10) == 0
 
-    settings = ScorerSettings(input_topics=[src], group_id=group_id, model_dir=model_root,
-                              batch_size=32, metrics_port=0)
+    settings = ScorerSettings(
+        input_topics=[src], group_id=group_id, model_dir=model_root, batch_size=32, metrics_port=0
+    )
     slot = ModelSlot()
     ModelWatcher(settings, slot, METRICS).check()
     loop = build_loop(settings, kafka_settings, kafka_bootstrap, redis_client, METRICS, slot)
@@ -140,7 +96,9 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     assert {r["alert_id"] for r in every} == ids
     first = every[0]
     assert first["model_version"] == "ztf-0001" and set(first["class_probabilities"]) == {
-        "reserve", "normal"}
+        "reserve",
+        "normal",
+    }
     assert first["cutout_science"][:2] == b"\x1f\x8b" and first["reason"] in ("top", "random")
     headers = dict(got[users[0].name][0].headers() or [])
     assert headers["ahunt-model-version"] == b"ztf-0001" and headers["ahunt-schema-version"] == b"1"
@@ -149,16 +107,18 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     assert 1 <= len(got[users[1].name]) <= 3
     # The cone keeps only alerts within 0.01 deg of the first alert's position.
     cone = [schemas.decode(schemas.USER_ALERT, m.value()) for m in got[users[2].name]]
-    assert cone and all(abs(r["ra"] - near.ra) < 0.05 and abs(r["dec"] - near.dec) < 0.05
-                        for r in cone)
+    assert cone and all(
+        abs(r["ra"] - near.ra) < 0.05 and abs(r["dec"] - near.dec) < 0.05 for r in cone
+    )
     # Feedback cache: every delivered alert's preprocessed stamp is in Redis, with a TTL.
     key = store.alert_key(first["alert_id"])
     stamp = store.stamp_from_bytes(redis_client.hget(key, "stamp"))
     assert stamp.shape == (3, 63, 63) and 0 < redis_client.ttl(key) <= 7 * 86_400
     assert redis_client.zcard(store.candidates_key(users[1].name)) == len(got[users[1].name])
     # The poison packet is in the DLQ with its reason, the good ones all flowed.
-    letters = [json.loads(m.value()) for m in _read_topic(kafka_bootstrap, kafka_settings,
-                                                          DLQ_TOPIC)]
+    letters = [
+        json.loads(m.value()) for m in _read_topic(kafka_bootstrap, kafka_settings, DLQ_TOPIC)
+    ]
     mine = [d for d in letters if bytes.fromhex(d["original"]) == poison]
     assert len(mine) == 1 and mine[0]["reason"] == "bad_magic"
     assert mine[0]["source"]["topic"] == src and mine[0]["model_version"] == "ztf:ztf-0001"

@@ -62,6 +62,30 @@ def test_focal_loss_downweights_easy_examples() -> None:
     )
 
 
+def test_label_smoothing_spares_the_reserve() -> None:
+    logits = torch.tensor([[0.3, 2.0, -1.0, 0.5]], requires_grad=True)
+    targets = torch.tensor([1])
+    plain = classification_loss(logits, targets, "ce", label_smoothing=0.0)
+    assert float(plain.detach()) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, targets).detach())
+    )
+    smooth = classification_loss(logits, targets, "ce", label_smoothing=0.2)
+    log_p = torch.log_softmax(logits, dim=1)[0]
+    expected = -(0.8 * log_p[1] + 0.1 * log_p[2] + 0.1 * log_p[3])
+    assert float(smooth.detach()) == pytest.approx(float(expected.detach()))
+    smooth.backward()
+    assert logits.grad is not None and float(logits.grad[0, 0]) > 0  # reserve still pushed down
+    with pytest.raises(ValueError, match="label_smoothing"):
+        LearnerConfig(label_smoothing=1.0)
+
+
+def test_config_from_an_older_state_resumes_without_smoothing() -> None:
+    old = LearnerConfig().to_dict()
+    del old["label_smoothing"]
+    assert LearnerConfig.from_dict(old).label_smoothing == 0.0
+    assert LearnerConfig.from_dict(LearnerConfig().to_dict()) == LearnerConfig()
+
+
 def test_knn_detector_ranks_outliers_above_inliers(rng: np.random.Generator) -> None:
     inliers = rng.normal(size=(500, 16)) + 5.0
     det = fit_knn_detector(inliers, k=5, seed=0)

@@ -1,0 +1,14 @@
+"""The serving services must run without torch (the slim image has none)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_scorer_and_clients_do_not_import_torch() -> None:
+    code = ("import sys, services.scorer.app, services.scorer.__main__, services.clients, "
+            "services.decode_cli, models.interest, models.questions, models.manifest; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
