@@ -27,6 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_arguments(paper)
 
+    throughput = benches.add_parser(
+        "throughput", help="the scorer through a real broker, with stage ceilings",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    from bench.throughput import add_arguments as throughput_arguments
+
+    throughput_arguments(throughput)
+
     from services.decode_cli import add_arguments as decode_arguments
 
     decode = commands.add_parser("decode", help="decode alert packets, one JSON line per record")
@@ -76,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.paper.cli import main as paper_main
 
         return paper_main(args)
+    if args.command == "bench" and args.bench == "throughput":
+        from bench.throughput import main as throughput_main
+
+        return throughput_main(args)
     if args.command == "decode":
         from services.decode_cli import main as decode_main
 

@@ -200,6 +200,7 @@ class ConsumerLoop:
     poll_timeout_s: float = 0.2
     on_batch: Callable[[int, float], None] | None = None
     on_stage: Callable[[str, float], None] | None = None
+    on_committed: Callable[[Sequence[Message]], None] | None = None
     # Fault injection for crash tests: exit the process hard after delivering this many batches,
     # before committing the last one (0 = never).
     crash_after_batches: int = 0
@@ -238,6 +239,8 @@ class ConsumerLoop:
             if self.crash_after_batches and self._delivered_batches >= self.crash_after_batches:
                 os._exit(75)
             self.consumer.commit(offsets=next_offsets(good), asynchronous=False)
+            if self.on_committed is not None:
+                self.on_committed(good)
             if self.on_stage is not None:
                 self.on_stage("produce", delivered - handled)
                 self.on_stage("commit", time.perf_counter() - delivered)

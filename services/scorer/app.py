@@ -135,6 +135,7 @@ class Scorer:
         self.metrics.batch_size.observe(len(messages))
         dead: list[DeadLetter] = []
         by_survey: dict[str, list[Alert]] = defaultdict(list)
+        sources: dict[str, list[int]] = defaultdict(list)  # input Kafka timestamps (ms)
         t0 = time.perf_counter()
         for m in messages:
             for result in decode_message(m.value() or b"", self.schemas):
@@ -143,6 +144,7 @@ class Scorer:
                     dead.append(DeadLetter(m, result.reason, result.message + where))
                 else:
                     by_survey[result.survey].append(result)
+                    sources[result.survey].append(source_timestamp_ms(m))
         self.metrics.stage_seconds.labels("decode").observe(time.perf_counter() - t0)
 
         outputs: list[OutMessage] = []
@@ -157,15 +159,15 @@ class Scorer:
                         )
                     )
                 continue
-            outputs += self._score(survey, alerts, model, pipe)
+            outputs += self._score(survey, alerts, sources[survey], model, pipe)
         pipe.execute()  # raises on failure: nothing is committed, the batch replays
         for d in dead:
             self.metrics.dead_letters.labels(d.reason).inc()
         return outputs, dead
 
     def _score(
-        self, survey: str, alerts: list[Alert], model: LoadedModel, pipe: Any
-    ) -> list[OutMessage]:
+        self, survey: str, alerts: list[Alert], sources: list[int], model: LoadedModel, pipe: Any
+) -> list[OutMessage]:
         wall = time.time()
         now = clock_of(alerts, wall) if self.settings.clock == "event" else wall
         t0 = time.perf_counter()
@@ -181,12 +183,12 @@ class Scorer:
         self.metrics.stage_seconds.labels("score").observe(time.perf_counter() - t0)
         self.metrics.scored.labels(survey).inc(len(alerts))
         t1 = time.perf_counter()
-        outputs = self._publish(batch, wall)
+        outputs = self._publish(batch, sources, wall)
         self._cache(batch, pipe, wall)
         self.metrics.stage_seconds.labels("route").observe(time.perf_counter() - t1)
         return outputs
 
-    def _publish(self, batch: ScoredBatch, wall: float) -> list[OutMessage]:
+    def _publish(self, batch: ScoredBatch, sources: list[int], wall: float) -> list[OutMessage]:
         outputs = []
         headers = schemas.headers_for(schemas.USER_ALERT) + (
             ("ahunt-model-version", batch.model_version.encode()),
@@ -217,12 +219,14 @@ class Scorer:
                 "cutout_template": a.cutout_bytes[1],
                 "cutout_difference": a.cutout_bytes[2],
             }
+            # The input's Kafka timestamp lets any client measure consume-to-publish latency.
+            source = (("ahunt-source-timestamp-ms", str(sources[d.alert]).encode()),)
             outputs.append(
                 OutMessage(
                     user_topic(d.user),
                     schemas.encode(schemas.USER_ALERT, record),
                     key=a.alert_id.encode(),
-                    headers=headers,
+                    headers=headers + source,
                 )
             )
             self.metrics.published.labels(d.user, d.reason).inc()
@@ -269,6 +273,17 @@ class Scorer:
             )
 
 
+def source_timestamp_ms(m: Message) -> int:
+    kind, ts = m.timestamp()
+    return int(ts) if kind != 0 and ts > 0 else int(time.time() * 1000)  # 0 = not available
+
+
+def observe_end_to_end(metrics: ScorerMetrics, messages: Sequence[Message]) -> None:
+    now_ms = time.time() * 1000
+    for m in messages:
+        metrics.end_to_end_seconds.observe(max(0.0, now_ms - source_timestamp_ms(m)) / 1000)
+
+
 def update_lag(c: Consumer, metrics: ScorerMetrics) -> None:
     """Consumer lag per assigned partition, never negative (some brokers report odd watermarks)."""
     assigned = c.assignment()
@@ -313,6 +328,7 @@ def build_loop(
         poll_timeout_s=settings.poll_timeout_s,
         on_stage=lambda stage, s: metrics.stage_seconds.labels(stage).observe(s),
         crash_after_batches=settings.crash_after_batches,
+        on_committed=lambda ms: observe_end_to_end(metrics, ms),
     )
     return loop
 

@@ -102,6 +102,7 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     assert first["cutout_science"][:2] == b"\x1f\x8b" and first["reason"] in ("top", "random")
     headers = dict(got[users[0].name][0].headers() or [])
     assert headers["ahunt-model-version"] == b"ztf-0001" and headers["ahunt-schema-version"] == b"1"
+    assert int(headers["ahunt-source-timestamp-ms"]) > 1_700_000_000_000
     assert got[users[0].name][0].key() == first["alert_id"].encode()
     # A budget of 3 is a hard cap.
     assert 1 <= len(got[users[1].name]) <= 3

@@ -1,0 +1,347 @@
+"""`ahunt bench throughput`: the scorer measured through a real broker, with its stage ceilings.
+
+Three measurements in one run, so ratios are comparable (machines are shared and noisy):
+
+1. **Stage ceilings**, in this process on one core: decode (Avro + 3 FITS stamps), preprocessing,
+   onnxruntime inference (1 thread), personal scores + selection for 1, 100 and 1,000 users.
+2. **Backlog throughput**: N real ZTF alerts (the samples, each copy with its own alert id) are
+   waiting on a topic with P partitions; W scorer processes in one consumer group drain it. The
+   rate counts from the first commit (model loading and the group join excluded) to the last.
+3. **Latency at a steady rate**: alerts are replayed at R/s while the scorers run; a user whose
+   budget takes everything receives each alert, and the consume-to-publish latency is the output
+   message's timestamp minus the input's (carried in the ``ahunt-source-timestamp-ms`` header).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from confluent_kafka import TopicPartition
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--samples",
+        type=Path,
+        default=REPO.parent / "shared/data/alerts",
+        help="folder with ztf/ and ztf-fink/ sample packets",
+    )
+    p.add_argument("--alerts", type=int, default=20_000, help="backlog size")
+    p.add_argument("--users", type=int, default=100)
+    p.add_argument("--workers", type=int, default=2, help="scorer processes")
+    p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--latency-rate", type=float, default=250.0, help="alerts/s (0 skips)")
+    p.add_argument("--latency-seconds", type=float, default=30.0)
+    p.add_argument("--json", type=Path, default=None)
+
+
+def _sample_alerts(folder: Path) -> list[bytes]:
+    from services.common.replay import messages_from_files
+
+    files = sorted([*folder.glob("ztf/*.avro"), *folder.glob("ztf-fink/*.avro")])
+    if not files:
+        raise SystemExit(f"no ZTF sample packets under {folder}")
+    return list(messages_from_files(files))
+
+
+def _unique(payloads: list[bytes], n: int) -> list[bytes]:
+    """n messages cycling through the samples, each with its own candid (alert id)."""
+    import io
+
+    import fastavro
+
+    parsed = []
+    for p in payloads:
+        reader = fastavro.reader(io.BytesIO(p))
+        parsed.append((reader.writer_schema, next(iter(reader))))
+    out = []
+    for i in range(n):
+        schema, record = parsed[i % len(parsed)]
+        record = dict(record)  # type: ignore[arg-type]
+        record["candid"] = int(record["candid"]) % 2**61 + (i // len(parsed)) * 2**52
+        buf = io.BytesIO()
+        fastavro.writer(buf, schema, [record])
+        out.append(buf.getvalue())
+    return out
+
+
+def _model(root: Path, payloads: list[bytes]) -> Path:
+    """A real (small) model trained on the sample stamps, exported and promoted."""
+    import torch
+
+    from models.export import export_onnx
+    from models.learner import AhuntLearner, LearnerConfig
+    from models.preprocess import ZTF_SPEC, Preprocessing, assemble, fit_stamp, preprocess
+    from services.common import model_store
+    from services.common.alerts import Alert, decode_message
+
+    torch.set_num_threads(1)
+    alerts = [r for p in payloads for r in decode_message(p) if isinstance(r, Alert)]
+    raw, valid = assemble([[fit_stamp(s, 63, 63)[0] for s in a.cutouts] for a in alerts], ZTF_SPEC)
+    x = preprocess(raw, Preprocessing(), valid)
+    learner = AhuntLearner(ZTF_SPEC, ["normal"], LearnerConfig(pretrain_epochs=2), seed=0)
+    learner.fit(x, ["normal"] * len(x))
+    learner.fit_detector(x)
+    export_onnx(
+        learner,
+        root / "ztf" / "ztf-bench",
+        version="ztf-bench",
+        survey="ztf",
+        preprocessing=Preprocessing(),
+    )
+    model_store.promote(root, "ztf", "ztf-bench")
+    return root
+
+
+def _users(n: int, classes: list[str], rng: np.random.Generator) -> list[Any]:
+    from services.common.users import Budget, UserProfile
+
+    users = []
+    for i in range(n):
+        weights = {c: float(rng.random()) for c in classes[1:] if rng.random() < 0.5}
+        users.append(
+            UserProfile(
+                name=f"bench{i:04d}",
+                weights=weights,
+                reserve_share=float(rng.uniform(0.1, 0.5)),
+                budget=Budget(alerts=20),
+            )
+        )
+    return users
+
+
+def stage_ceilings(
+    messages: list[bytes],
+    model_dir: Path,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """Alerts per second of each stage on one core (onnxruntime 1 thread)."""
+    from services.common.alerts import Alert, decode_message
+    from services.scorer.handler import eligibility, prepare_stamps
+    from services.scorer.model import load_model
+    from services.scorer.selection import selector_for
+
+    sample = messages[:2_000]
+    t = time.perf_counter()
+    alerts = [r for m in sample for r in decode_message(m) if isinstance(r, Alert)]
+    out: dict[str, float] = {"decode_avro_and_stamps": len(sample) / (time.perf_counter() - t)}
+    model = load_model(model_dir / "ztf" / "ztf-bench", threads=1)
+    t = time.perf_counter()
+    x = prepare_stamps(alerts, model)
+    out["preprocess"] = len(alerts) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    inference = model.infer(x, batch_size=256)
+    out["inference_1_thread"] = len(alerts) / (time.perf_counter() - t)
+    from models.interest import exploration_scores, personal_scores, weight_matrix
+
+    for n_users in (1, 100, 1000):
+        users = _users(n_users, model.classes, rng)
+        weights = weight_matrix([u.interest for u in users], model.classes)
+        selector = selector_for(users)
+        t = time.perf_counter()
+        for start in range(0, len(alerts), 256):
+            sl = slice(start, start + 256)
+            scores = personal_scores(
+                exploration_scores(inference.probs[sl], inference.novelty[sl], 0.5), weights
+            )
+            selector.select(scores, 1e9 + start, eligibility(alerts[sl], users), rng)
+        out[f"scores_and_selection_{n_users}_users"] = len(alerts) / (time.perf_counter() - t)
+    # The whole pure core per alert, with 1 and 1,000 users: the ratio the issue targets.
+    for n_users in (1, 1000):
+        per_alert = (
+            1 / out["preprocess"]
+            + 1 / out["inference_1_thread"]
+            + 1 / out[f"scores_and_selection_{n_users}_users"]
+        )
+        out[f"scoring_core_{n_users}_users"] = 1 / per_alert
+    out["cost_ratio_1000_vs_1_users"] = out["scoring_core_1_users"] / out["scoring_core_1000_users"]
+    return out
+
+
+def _workers(n: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "services.scorer"],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(n)
+    ]
+
+
+def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    from services.common.kafka import consumer
+    from services.common.settings import KafkaSettings
+
+    c = consumer(KafkaSettings(), bootstrap, group)
+    try:
+        parts = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return sum(max(tp.offset, 0) for tp in parts)
+    finally:
+        c.close()
+
+
+def run(a: argparse.Namespace) -> dict[str, Any]:
+    from services.common import store
+    from services.common.infra import endpoints
+    from services.common.kafka import Delivery, OutMessage, consumer, ensure_topics, producer
+    from services.common.settings import KafkaSettings
+    from services.common.users import Budget, UserProfile, user_topic
+
+    rng = np.random.default_rng(0)
+    samples = _sample_alerts(a.samples)
+    messages = _unique(samples, a.alerts)
+    results: dict[str, Any] = {
+        "config": {k: str(v) for k, v in vars(a).items() if k not in ("func",)}
+    }
+    kafka = KafkaSettings(topic_partitions=a.partitions)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        endpoints(kafka.bootstrap_servers, os.environ.get("REDIS_URL")) as ep,
+    ):
+        root = _model(Path(tmp), samples)
+        print("stage ceilings (one core) ...", file=sys.stderr, flush=True)
+        results["stage_ceilings_per_s"] = stage_ceilings(messages, root, rng)
+        r = store.connect(ep.redis)
+        for u in _users(a.users, ["reserve", "normal"], rng):
+            store.save_profile(r, u)
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": ep.kafka,
+            "REDIS_URL": ep.redis,
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+            "AHUNT_SCORER_MODEL_DIR": str(root),
+            "AHUNT_SCORER_METRICS_PORT": "0",
+            "AHUNT_SCORER_BATCH_SIZE": str(a.batch),
+        }
+
+        # -- backlog throughput ------------------------------------------------------------
+        topic, group = f"bench.{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:8]}"
+        ensure_topics(kafka, ep.kafka, [topic], partitions=a.partitions)
+        delivery = Delivery(producer(kafka, ep.kafka))
+        for start in range(0, len(messages), 1000):
+            delivery.send([OutMessage(topic, m) for m in messages[start : start + 1000]])
+        print(
+            f"backlog of {len(messages)} alerts on {a.partitions} partitions; "
+            f"{a.workers} scorers ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        procs = _workers(
+            a.workers,
+            {
+                **env,
+                "AHUNT_SCORER_INPUT_TOPICS": json.dumps([topic]),
+                "AHUNT_SCORER_GROUP_ID": group,
+            },
+        )
+        try:
+            t_first = done_first = None
+            deadline = time.monotonic() + 900
+            while time.monotonic() < deadline:
+                done = _committed(ep.kafka, group, topic, a.partitions)
+                now = time.monotonic()
+                if done and t_first is None:
+                    t_first, done_first = now, done
+                if done >= len(messages):
+                    break
+                time.sleep(0.25)
+            assert t_first is not None and done_first is not None, "the scorers committed nothing"
+            elapsed = time.monotonic() - t_first
+            results["backlog"] = {
+                "alerts": len(messages),
+                "users": a.users,
+                "workers": a.workers,
+                "partitions": a.partitions,
+                "alerts_per_s": (done - done_first) / max(elapsed, 1e-9),
+                "seconds": elapsed,
+                "completed": done >= len(messages),
+            }
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(30)
+
+        # -- latency at a steady rate ------------------------------------------------------
+        if a.latency_rate > 0:
+            watcher = UserProfile(
+                name="latency", budget=Budget(alerts=1_000_000), strategy={"top": 1.0}
+            )
+            store.save_profile(r, watcher)
+            topic, group = f"lat.{uuid.uuid4().hex[:8]}", f"lat-{uuid.uuid4().hex[:8]}"
+            ensure_topics(kafka, ep.kafka, [topic, user_topic("latency")], partitions=a.partitions)
+            procs = _workers(
+                a.workers,
+                {
+                    **env,
+                    "AHUNT_SCORER_INPUT_TOPICS": json.dumps([topic]),
+                    "AHUNT_SCORER_GROUP_ID": group,
+                    "AHUNT_SCORER_BATCH_SIZE": "64",
+                    "AHUNT_SCORER_POLL_TIMEOUT_S": "0.02",
+                },
+            )
+            try:
+                time.sleep(15)  # model load and group join, before the clock starts
+                reader = consumer(kafka, ep.kafka, f"r-{uuid.uuid4().hex[:6]}")
+                reader.subscribe([user_topic("latency")])
+                n = int(a.latency_rate * a.latency_seconds)
+                paced = producer(kafka, ep.kafka, **{"linger.ms": 0})
+                t_start = time.perf_counter()
+                latencies: list[float] = []
+                sent = 0
+                while sent < n or len(latencies) < sent:
+                    target = min(n, int((time.perf_counter() - t_start) * a.latency_rate))
+                    while sent < target:
+                        paced.produce(topic, messages[sent % len(messages)])
+                        sent += 1
+                    paced.poll(0)
+                    for m in reader.consume(500, 0.01):
+                        if m.error() is None:
+                            src = dict(m.headers() or []).get("ahunt-source-timestamp-ms")
+                            if src is None:
+                                raise RuntimeError(f"no source timestamp header: {m.headers()}")
+                            latencies.append(m.timestamp()[1] - int(src or b"0"))
+                    if time.perf_counter() - t_start > a.latency_seconds + 60:
+                        break
+                paced.flush(10)
+                reader.close()
+                lat = np.array(latencies, dtype=np.float64)
+                results["latency"] = {
+                    "rate_per_s": a.latency_rate,
+                    "sent": sent,
+                    "received": int(lat.size),
+                    "p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
+                    "p99_ms": float(np.percentile(lat, 99)) if lat.size else None,
+                    "max_ms": float(lat.max()) if lat.size else None,
+                }
+            finally:
+                for proc in procs:
+                    proc.terminate()
+                for proc in procs:
+                    proc.wait(30)
+    return results
+
+
+def main(a: argparse.Namespace) -> int:
+    results = run(a)
+    print(json.dumps(results, indent=1))
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(results, indent=1))
+    return 0
