@@ -94,6 +94,7 @@ def consumer(settings: KafkaSettings, bootstrap: str, group: str, **extra: Any) 
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": settings.session_timeout_ms,
+        "fetch.wait.max.ms": settings.fetch_wait_max_ms,
         "heartbeat.interval.ms": min(
             settings.heartbeat_interval_ms, settings.session_timeout_ms // 3
         ),

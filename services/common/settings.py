@@ -29,6 +29,10 @@ class KafkaSettings(BaseSettings):
     # heartbeats must stay well inside it or the group keeps rebalancing.
     session_timeout_ms: int = Field(default=6000, ge=1000)
     heartbeat_interval_ms: int = Field(default=2000, ge=100)
+    # How long a fetch may wait for data. Low for latency: a Tansu broker holds fetches for the
+    # whole wait even when data is there (measured: p50 254 ms at librdkafka's 500 ms default,
+    # 11 ms at 20 ms), and on Apache Kafka it only bounds idle polling.
+    fetch_wait_max_ms: int = Field(default=20, ge=1, le=10_000)
     topic_partitions: int = Field(default=2, ge=1, description="partitions of topics we create")
     replication_factor: int = Field(default=1, ge=1)
 
