@@ -84,14 +84,14 @@ def _model(root: Path, payloads: list[bytes]) -> Path:
 
     from models.export import export_onnx
     from models.learner import AhuntLearner, LearnerConfig
-    from models.preprocess import ZTF_SPEC, Preprocessing, assemble, fit_stamp, preprocess
+    from models.preprocess import SURVEY_PREPROCESSING, ZTF_SPEC, assemble, fit_stamp, preprocess
     from services.common import model_store
     from services.common.alerts import Alert, decode_message
 
     torch.set_num_threads(1)
     alerts = [r for p in payloads for r in decode_message(p) if isinstance(r, Alert)]
     raw, valid = assemble([[fit_stamp(s, 63, 63)[0] for s in a.cutouts] for a in alerts], ZTF_SPEC)
-    x = preprocess(raw, Preprocessing(), valid)
+    x = preprocess(raw, SURVEY_PREPROCESSING, valid)
     learner = AhuntLearner(ZTF_SPEC, ["normal"], LearnerConfig(pretrain_epochs=2), seed=0)
     learner.fit(x, ["normal"] * len(x))
     learner.fit_detector(x)
@@ -100,7 +100,7 @@ def _model(root: Path, payloads: list[bytes]) -> Path:
         root / "ztf" / "ztf-bench",
         version="ztf-bench",
         survey="ztf",
-        preprocessing=Preprocessing(),
+        preprocessing=SURVEY_PREPROCESSING,
     )
     model_store.promote(root, "ztf", "ztf-bench")
     return root

@@ -472,3 +472,9 @@ def preprocess(x: np.ndarray, config: Preprocessing, valid: np.ndarray | None = 
             out = _robust(pixels.reshape(rows), mask.reshape(rows), config, lattice)
         out = out.reshape(n, c, h, w)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+# Survey stamps: median and MAD from the pixels with (row + col) % 4 == 0 (~1,000 of 3,969; the
+# MAD's own statistical error ~4%, harmless for a CNN input), about 2x faster than all pixels. A
+# model records its preprocessing in its manifest, so training and serving always agree.
+SURVEY_PREPROCESSING = Preprocessing(kind="robust", stats_step=4)

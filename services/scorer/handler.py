@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.interest import exploration_scores, personal_scores, weight_matrix
-from models.preprocess import assemble, fit_stamp, preprocess
+from models.preprocess import assemble, preprocess
 from services.common.alerts import Alert
 from services.common.users import Filters, UserProfile
 from services.scorer.model import LoadedModel
@@ -47,14 +47,10 @@ class ScoredBatch:
 def prepare_stamps(alerts: Sequence[Alert], model: LoadedModel) -> np.ndarray:
     """Cutouts -> the model's input, with the one preprocessing function shared with training.
 
-    Stamps cut at a CCD edge are padded (and masked) to the model's size by ``fit_stamp``.
+    Stamps cut at a CCD edge are padded (and masked) to the model's size by ``assemble``.
     """
     spec = model.spec
-    items = [
-        [fit_stamp(s, spec.height, spec.width)[0] for s in a.cutouts[: spec.channels]]
-        for a in alerts
-    ]
-    raw, valid = assemble(items, spec)
+    raw, valid = assemble([a.cutouts[: spec.channels] for a in alerts], spec)
     return preprocess(raw, model.preprocessing, valid)
 
 
