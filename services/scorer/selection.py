@@ -87,6 +87,7 @@ class BudgetSelector:
     # the first batches do not spend the whole budget on whatever arrives first.
     min_expected: float = 1_000.0
     burst: float = 0.1  # share of the budget available at once
+    refresh_alerts: int = 2048  # thresholds are recomputed this often
 
     def __post_init__(self) -> None:
         n = len(self.users)
@@ -102,6 +103,10 @@ class BudgetSelector:
         self.window = np.zeros(n)  # alerts seen in the last period, per user (decayed count)
         self.seen = 0
         self.clock: float | None = None
+        self._pending: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        self._pending_n = 0
+        self._top_bin: np.ndarray | None = None
+        self._unc_bin: np.ndarray | None = None
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -116,15 +121,32 @@ class BudgetSelector:
         # pass (down to the ``min_expected`` prior), and the hard cap stops them.
         self.window = self.window * np.exp(-elapsed / self.periods) + n
 
-    def _observe(self, scores: np.ndarray) -> None:
-        n = scores.shape[0]
-        decay = 0.5 ** (n / self.half_life_alerts)
-        self.hist_score *= decay
-        self.hist_uncertain *= decay
-        u_index = np.repeat(np.arange(scores.shape[1])[None, :], n, axis=0)
-        np.add.at(self.hist_score, (u_index, _logit_bins(scores)), 1.0)
-        np.add.at(self.hist_uncertain, (u_index, _uncertainty_bins(scores)), 1.0)
+    def _observe(self, score_bins: np.ndarray, uncertainty_bins: np.ndarray) -> None:
+        """Queue the batch for the histograms; fold the queue in and recompute the thresholds
+        every ``refresh_alerts`` alerts. The distributions move slowly, and recomputing
+        (users x bins) cumulative sums for every batch would dominate with 1,000 users."""
+        n, n_users = score_bins.shape
+        offsets = (np.arange(n_users) * _BINS)[None, :]
+        self._pending[0].append((score_bins + offsets).ravel())
+        self._pending[1].append((uncertainty_bins + offsets).ravel())
+        self._pending_n += n
         self.seen += n
+        if self._top_bin is not None and self._pending_n < self.refresh_alerts:
+            return
+        decay = 0.5 ** (self._pending_n / self.half_life_alerts)
+        size = n_users * _BINS
+        for hist, queued in (
+            (self.hist_score, self._pending[0]),
+            (self.hist_uncertain, self._pending[1]),
+        ):
+            hist *= decay
+            # bincount on flat (user, bin) indices: one pass, far cheaper than np.add.at
+            hist += np.bincount(np.concatenate(queued), minlength=size).reshape(-1, _BINS)
+            queued.clear()
+        self._pending_n = 0
+        f = self.fractions()
+        self._top_bin = _upper_threshold_bins(self.hist_score, f * self.shares[:, 0])
+        self._unc_bin = _lower_threshold_bins(self.hist_uncertain, f * self.shares[:, 1])
 
     def fractions(self) -> np.ndarray:
         """(U,) the share of alerts each user should receive at the current arrival rate."""
@@ -157,17 +179,18 @@ class BudgetSelector:
             return []
         rng = rng or np.random.default_rng()
         self._advance(now, n)
-        self._observe(scores)
+        score_bins, uncertainty_bins = _logit_bins(scores), _uncertainty_bins(scores)
+        self._observe(score_bins, uncertainty_bins)
+        assert self._top_bin is not None and self._unc_bin is not None
         f = self.fractions()
         ok = np.ones_like(scores, dtype=bool) if eligible is None else np.asarray(eligible, bool)
+        ok &= (self.tokens >= 1.0)[None, :]  # users with no budget left cost nothing below
 
         # Candidate masks per strategy (N, U).
-        top_bin = _upper_threshold_bins(self.hist_score, f * self.shares[:, 0])
-        top = (_logit_bins(scores) >= top_bin[None, :]) & (self.shares[:, 0] > 0)[None, :]
+        top = (score_bins >= self._top_bin[None, :]) & (self.shares[:, 0] > 0)[None, :]
         # A budget as large as the stream takes everything, whatever the mix.
         top |= (f >= 1.0)[None, :]
-        unc_bin = _lower_threshold_bins(self.hist_uncertain, f * self.shares[:, 1])
-        unc = _uncertainty_bins(scores) <= unc_bin[None, :]
+        unc = (uncertainty_bins <= self._unc_bin[None, :]) & (self.shares[:, 1] > 0)[None, :]
         rnd = rng.random(scores.shape) < (f * self.shares[:, 2])[None, :]
 
         # One candidate list over strategies, in random order: when the budget is scarce every
