@@ -77,6 +77,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reserve-share", type=float, default=0.2)
     p.add_argument("--max-oversample", type=float, default=None)
     p.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=None,
+        help="target share moved onto the other known classes (default: the learner's)",
+    )
+    p.add_argument(
+        "--min-epoch-samples",
+        type=int,
+        default=None,
+        help="an epoch draws max(labelled set, this) examples (default: the learner's)",
+    )
+    p.add_argument(
         "--jobs", type=int, default=None, help="parallel seed processes (default: cores)"
     )
     p.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -111,6 +123,10 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         overrides["pretrain_epochs"] = a.pretrain_epochs
     if a.max_oversample is not None:
         overrides["max_oversample"] = a.max_oversample
+    if a.label_smoothing is not None:
+        overrides["label_smoothing"] = a.label_smoothing
+    if a.min_epoch_samples is not None:
+        overrides["min_epoch_samples"] = a.min_epoch_samples
     learner = learner.with_(**overrides)
     seeds = tuple(range(a.first_seed, a.first_seed + a.seeds))
     return RunConfig(scenario, methods, seeds, learner, a.strategy, a.novelty_mix, a.reserve_share)

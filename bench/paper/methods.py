@@ -190,11 +190,30 @@ class ForestOnFeatures:
         return -self.forest.score_samples(self._features(x))
 
 
+def _peer(
+    model: str, features: str, use_bootstrap: bool = False
+) -> Callable[[MethodContext], Method]:
+    """A coniferest peer (bench/paper/peers.py), imported on use: coniferest is optional."""
+
+    def make(ctx: MethodContext) -> Method:
+        from bench.paper.peers import ConiferestPeer
+
+        return ConiferestPeer(ctx, model, features, use_bootstrap)  # type: ignore[arg-type]
+
+    return make
+
+
 METHODS: dict[str, Callable[[MethodContext], Method]] = {
     "iforest-raw": lambda ctx: ForestOnFeatures(ctx, "raw"),
     "iforest-static": lambda ctx: ForestOnFeatures(ctx, "static"),
     "iforest-dynamic": lambda ctx: ForestOnFeatures(ctx, "dynamic"),
     "ahunt": Ahunt,
     "ahunt-naive": AhuntNaive,
+    # Active anomaly discovery peers (issue 7), optional: --methods aad-raw,aad-static,...
+    "aad-raw": _peer("aad", "raw"),
+    "aad-static": _peer("aad", "static"),
+    "pine-raw": _peer("pine", "raw"),
+    "aad-raw-boot": _peer("aad", "raw", use_bootstrap=True),
 }
 PAPER_METHODS: tuple[str, ...] = ("iforest-raw", "iforest-static", "iforest-dynamic", "ahunt")
+PEER_METHODS: tuple[str, ...] = ("aad-raw", "aad-static", "pine-raw", "aad-raw-boot")

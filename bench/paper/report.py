@@ -3,10 +3,12 @@ measured numbers rather than hand-copied ones.
 
     python -m bench.paper.report bench/results/digits-C.json [...]
     python -m bench.paper.report --versus bench/results/digits-C.json [...]   # issue 7 targets
+    python -m bench.paper.report --versus a.json+b.json   # one run split over two files
 
-``--versus`` prints one row per file: AHUNT against the best active-anomaly-discovery peer of that
-run (the ``aad-*`` / ``pine-*`` method with the highest held-out AUROC), and whether AHUNT's AUROC
-is above it with a found fraction at least equal.
+``--versus`` prints one row per run: AHUNT against the active anomaly discovery peers of that run
+(the ``aad-*`` / ``pine-*`` methods): AHUNT's held-out AUROC must be above the best peer AUROC and
+its found fraction at least the best peer found fraction. ``a.json+b.json`` merges the methods of
+two files of the same scenario (e.g. MNIST, whose peers run separately).
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ def table(results: dict[str, Any]) -> str:
         f"\n{cfg['dataset']}, normals {cfg['normals']}, anomaly {cfg['anomaly']}"
         + (f", distractor {cfg['distractor']}" if cfg.get("distractor") is not None else "")
         + f", {cfg['nights']} nights, Q={cfg['questions']}, strategy {cfg['strategy']}, "
-        f"loss {cfg['learner']['loss']}, novelty mix {cfg['novelty_mix']}, {seeds} seeds; "
+        f"loss {cfg['learner']['loss']}, novelty mix {cfg['novelty_mix']}, "
+        f"min epoch samples {cfg['learner']['min_epoch_samples']}, "
+        f"label smoothing {cfg['learner'].get('label_smoothing', 0.0)}, {seeds} seeds; "
         f"wall time {results.get('elapsed_seconds', float('nan'))} s on 2 cores."
     )
     return "\n".join(lines)
@@ -86,9 +90,17 @@ def versus(named: list[tuple[str, dict[str, Any]]], method: str = "ahunt") -> st
     return "\n".join(lines)
 
 
+def _merged(paths: list[str]) -> dict[str, Any]:
+    """The methods of several result files of one scenario, as one result."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    merged = dict(runs[0])
+    merged["methods"] = {m: r for run in runs for m, r in run["methods"].items()}
+    return merged
+
+
 def main(paths: list[str]) -> int:
     if paths and paths[0] == "--versus":
-        named = [(Path(p).stem, json.loads(Path(p).read_text())) for p in paths[1:]]
+        named = [(Path(arg.split("+")[0]).stem, _merged(arg.split("+"))) for arg in paths[1:]]
         print(versus(named))
         return 0
     for path in paths:

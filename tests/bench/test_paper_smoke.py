@@ -73,6 +73,10 @@ def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
             "iforest-raw,iforest-static,iforest-dynamic,ahunt",
             "--jobs",
             "1",
+            "--min-epoch-samples",
+            "256",
+            "--label-smoothing",
+            "0.05",
             "--json",
             str(out),
             "--plot",
@@ -94,4 +98,6 @@ def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
     ):
         assert set(final[metric]) == {"mean", "std"}
     assert results["config"]["normals"] == [0, 1, 2, 3]
+    assert results["config"]["learner"]["min_epoch_samples"] == 256
+    assert results["config"]["learner"]["label_smoothing"] == 0.05
     assert png.stat().st_size > 10_000
