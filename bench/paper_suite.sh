@@ -34,6 +34,9 @@ if [[ $what == ablations || $what == all ]]; then
     # Issue 7: each kept learner option switched back off, alone and together.
     run ablation-digits-B-mes512 --seeds 5 $B --methods ahunt --min-epoch-samples 512
     run ablation-digits-B-ls0 --seeds 5 $B --methods ahunt --label-smoothing 0
+    # Label smoothing's gain is within 5-seed noise on B; 10 seeds tell it apart.
+    run ablation-digits-B-10seeds --seeds 10 $B --methods ahunt
+    run ablation-digits-B-ls0-10seeds --seeds 10 $B --methods ahunt --label-smoothing 0
     run ablation-digits-B-issue2 --seeds 5 $B --methods ahunt $ISSUE2_LEARNER
     run ablation-digits-D-issue2 --seeds 5 --distractor 9 --methods ahunt $ISSUE2_LEARNER
     run ablation-digits-C-issue2 --seeds 5 --methods ahunt $ISSUE2_LEARNER

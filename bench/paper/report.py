@@ -4,6 +4,7 @@ measured numbers rather than hand-copied ones.
     python -m bench.paper.report bench/results/digits-C.json [...]
     python -m bench.paper.report --versus bench/results/digits-C.json [...]   # issue 7 targets
     python -m bench.paper.report --versus a.json+b.json   # one run split over two files
+    python -m bench.paper.report --ablation bench/results/ablation-*.json   # one AHUNT row each
 
 ``--versus`` prints one row per run: AHUNT against the active anomaly discovery peers of that run
 (the ``aad-*`` / ``pine-*`` methods): AHUNT's held-out AUROC must be above the best peer AUROC and
@@ -90,6 +91,35 @@ def versus(named: list[tuple[str, dict[str, Any]]], method: str = "ahunt") -> st
     return "\n".join(lines)
 
 
+def _settings(cfg: dict[str, Any]) -> str:
+    learner = cfg["learner"]
+    return (
+        f"strategy {cfg['strategy']}, loss {learner['loss']}, novelty mix {cfg['novelty_mix']}, "
+        f"min epoch samples {learner['min_epoch_samples']}, "
+        f"label smoothing {learner.get('label_smoothing', 0.0)}"
+    )
+
+
+def ablation(named: list[tuple[str, dict[str, Any]]], method: str = "ahunt") -> str:
+    """One row per run for ``method``, with the settings it ran under (ablation tables)."""
+    keys = ("test_auroc", "test_ap", "found_fraction", "rws")
+    titles = {key: (title, digits) for key, title, digits in COLUMNS}
+    lines = [
+        "| run | settings | " + " | ".join(titles[k][0] for k in keys) + " | s / seed |",
+        "|" + "---|" * (len(keys) + 3),
+    ]
+    for name, results in named:
+        res = results["methods"].get(method)
+        if res is None:
+            continue
+        cells = " | ".join(_cell(res["final"][k], titles[k][1]) for k in keys)
+        lines.append(
+            f"| {name} | {_settings(results['config'])} | {cells} "
+            f"| {res['seconds_per_seed']['mean']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def _merged(paths: list[str]) -> dict[str, Any]:
     """The methods of several result files of one scenario, as one result."""
     runs = [json.loads(Path(p).read_text()) for p in paths]
@@ -102,6 +132,9 @@ def main(paths: list[str]) -> int:
     if paths and paths[0] == "--versus":
         named = [(Path(arg.split("+")[0]).stem, _merged(arg.split("+"))) for arg in paths[1:]]
         print(versus(named))
+        return 0
+    if paths and paths[0] == "--ablation":
+        print(ablation([(Path(p).stem, json.loads(Path(p).read_text())) for p in paths[1:]]))
         return 0
     for path in paths:
         print(f"### {Path(path).stem}\n")

@@ -75,3 +75,18 @@ def test_versus_table_compares_with_the_best_peer_per_metric() -> None:
     methods["aad-raw"] = res(0.98, 0.8)
     assert versus([("x", {"methods": methods})]).endswith("| yes |")
     assert len(versus([("y", {"methods": {"ahunt": res(0.9, 0.5)}})]).splitlines()) == 2
+
+
+def test_ablation_rows_show_the_settings() -> None:
+    from bench.paper.report import ablation
+
+    stat = {"mean": 0.5, "std": 0.0}
+    final = {k: stat for k in ("test_auroc", "test_ap", "found_fraction", "rws")}
+    config = {
+        "strategy": "top:1",
+        "novelty_mix": 0.5,
+        "learner": {"loss": "ce", "min_epoch_samples": 512},  # an older file: no smoothing key
+    }
+    methods = {"ahunt": {"final": final, "seconds_per_seed": stat}}
+    row = ablation([("old", {"config": config, "methods": methods})]).splitlines()[-1]
+    assert "min epoch samples 512, label smoothing 0.0" in row and row.startswith("| old |")
