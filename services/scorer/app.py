@@ -330,6 +330,16 @@ def build_loop(
         crash_after_batches=settings.crash_after_batches,
         on_committed=lambda ms: observe_end_to_end(metrics, ms),
     )
+    # Lag costs broker round trips: refresh it at most every lag_refresh_s, after a commit.
+    last_lag = [-float("inf")]
+
+    def refresh_lag(_n: int, _seconds: float) -> None:
+        now = time.monotonic()
+        if now - last_lag[0] >= settings.lag_refresh_s:
+            last_lag[0] = now
+            update_lag(c, metrics)
+
+    loop.on_batch = refresh_lag
     return loop
 
 

@@ -82,12 +82,22 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     ModelWatcher(settings, slot, METRICS).check()
     loop = build_loop(settings, kafka_settings, kafka_bootstrap, redis_client, METRICS, slot)
     handled: list[int] = []
-    loop.on_batch = lambda n, _s: handled.append(n)
+    refresh_lag = loop.on_batch
+    assert refresh_lag is not None
+
+    def on_batch(n: int, seconds: float) -> None:
+        handled.append(n)
+        refresh_lag(n, seconds)
+
+    loop.on_batch = on_batch
     deadline = time.monotonic() + 60
     while sum(handled) < len(ztf_payloads) + 1 and time.monotonic() < deadline:
         loop.step()
     loop.consumer.close()
     assert sum(handled) == len(ztf_payloads) + 1
+    # The consumer-lag gauge was filled for the input topic (never negative).
+    lags = [s for m in METRICS.lag.collect() for s in m.samples if s.labels["topic"] == src]
+    assert lags and all(s.value >= 0 for s in lags)
 
     ids = {a.alert_id for a in ztf_alerts}
     got = {u.name: _read_topic(kafka_bootstrap, kafka_settings, user_topic(u.name)) for u in users}
