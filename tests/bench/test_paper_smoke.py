@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.paper.runner import RunConfig, run, run_method
+from bench.paper.runner import METRICS, RunConfig, run, run_method
 from bench.paper.scenario import ScenarioConfig, build_stream
 from models.learner import LearnerConfig
 from models.questions import StrategyMix
@@ -87,15 +87,7 @@ def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert set(results["methods"]) == {"iforest-raw", "iforest-static", "iforest-dynamic", "ahunt"}
     final = results["methods"]["ahunt"]["final"]
-    for metric in (
-        "rws",
-        "r_precision",
-        "mcc",
-        "true_candidates_pct",
-        "found_fraction",
-        "test_auroc",
-        "test_ap",
-    ):
+    for metric in METRICS:
         assert set(final[metric]) == {"mean", "std"}
     assert results["config"]["normals"] == [0, 1, 2, 3]
     assert results["config"]["learner"]["min_epoch_samples"] == 256
