@@ -1,0 +1,140 @@
+"""Durable labels: the one Redis layout the feedback API writes and the retrain service reads.
+
+- ``ahunt:labels:<user>``   hash alert_id -> :class:`LabelRecord` JSON (one label per user and
+                            alert: posting again replaces it, so re-labelling is idempotent)
+- ``ahunt:train:<alert_id>`` hash: ``stamp`` (preprocessed float32 .npy bytes) and ``meta`` JSON,
+                            copied out of the scorer's TTL cache when the first label arrives;
+                            no TTL: this is the permanent training set
+- ``ahunt:labels:revision`` counter, incremented by every label write or undo; the retrain loop
+                            compares it with the revision its last model was trained at
+
+A write is one MULTI/EXEC transaction, so the label, its stamp and the revision appear together
+or not at all; with ``appendfsync always`` Redis answers EXEC only after the AOF is fsynced, which
+is what lets the API acknowledge a label as durable.
+
+Conflicting labels (several users labelling one alert differently) are all kept, per user. For
+training, :func:`resolve_training_labels` applies one documented rule: the class chosen by most
+users wins; a tie goes to the most recent label among the tied classes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.taxonomy import normalise_class_name
+from services.common.store import stamp_bytes, stamp_from_bytes
+
+REVISION = "ahunt:labels:revision"
+MAX_COMMENT = 2_000
+
+
+def labels_key(user: str) -> str:
+    return f"ahunt:labels:{user}"
+
+
+def train_key(alert_id: str) -> str:
+    return f"ahunt:train:{alert_id}"
+
+
+class LabelRecord(BaseModel):
+    """One user's label of one alert."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user: str
+    alert_id: str = Field(min_length=1, max_length=200)
+    label: str
+    interesting: bool | None = None
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT)
+    survey: str = "ztf"
+    model_version: str | None = None
+    labelled_at: float = Field(default_factory=time.time)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        return normalise_class_name(v)
+
+
+def write_label(
+    client: Any, record: LabelRecord, stamp: np.ndarray | bytes, meta: dict[str, Any]
+) -> int:
+    """Store ``record`` and its training stamp atomically; returns the new label revision."""
+    data = stamp if isinstance(stamp, bytes) else stamp_bytes(stamp)
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(labels_key(record.user), record.alert_id, record.model_dump_json())
+    pipe.hset(train_key(record.alert_id), mapping={"stamp": data, "meta": json.dumps(meta)})
+    pipe.incr(REVISION)
+    return int(pipe.execute()[-1])
+
+
+def delete_label(client: Any, user: str, alert_id: str) -> bool:
+    """Undo a user's label. The training stamp stays (other users may have labelled it)."""
+    pipe = client.pipeline(transaction=True)
+    pipe.hdel(labels_key(user), alert_id)
+    pipe.incr(REVISION)
+    removed, _ = pipe.execute()
+    return bool(removed)
+
+
+def get_label(client: Any, user: str, alert_id: str) -> LabelRecord | None:
+    raw = client.hget(labels_key(user), alert_id)
+    return None if raw is None else LabelRecord.model_validate_json(raw)
+
+
+def user_labels(client: Any, user: str) -> list[LabelRecord]:
+    """A user's labels, oldest first."""
+    raw: dict[bytes, bytes] = client.hgetall(labels_key(user))
+    records = (LabelRecord.model_validate_json(v) for v in raw.values())
+    return sorted(records, key=lambda r: (r.labelled_at, r.alert_id))
+
+
+def all_labels(client: Any) -> list[LabelRecord]:
+    """Every user's labels (users found by key scan, so labels of a removed user still count)."""
+    out: list[LabelRecord] = []
+    for key in client.scan_iter(match=labels_key("*"), count=1000):
+        user = key.decode().split(":", 2)[2]
+        out.extend(user_labels(client, user))
+    return out
+
+
+def revision(client: Any) -> int:
+    return int(client.get(REVISION) or 0)
+
+
+def training_example(client: Any, alert_id: str) -> tuple[np.ndarray, dict[str, Any]] | None:
+    raw = client.hmget(train_key(alert_id), ["stamp", "meta"])
+    if raw[0] is None:
+        return None
+    return stamp_from_bytes(raw[0]), json.loads(raw[1] or b"{}")
+
+
+def resolve_training_labels(records: Iterable[LabelRecord]) -> dict[str, str]:
+    """One class per alert for training: most users win, a tie goes to the latest label.
+
+    >>> a = LabelRecord(user="a", alert_id="1", label="sn", labelled_at=1)
+    >>> b = LabelRecord(user="b", alert_id="1", label="artefact", labelled_at=2)
+    >>> c = LabelRecord(user="c", alert_id="1", label="sn", labelled_at=0)
+    >>> resolve_training_labels([a, b])
+    {'1': 'artefact'}
+    >>> resolve_training_labels([a, b, c])
+    {'1': 'sn'}
+    """
+    by_alert: dict[str, list[LabelRecord]] = {}
+    for r in records:
+        by_alert.setdefault(r.alert_id, []).append(r)
+    resolved: dict[str, str] = {}
+    for alert_id, group in sorted(by_alert.items()):
+        votes = Counter(r.label for r in group)
+        top = max(votes.values())
+        tied = {label for label, n in votes.items() if n == top}
+        latest = max((r for r in group if r.label in tied), key=lambda r: (r.labelled_at, r.user))
+        resolved[alert_id] = latest.label
+    return resolved
