@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Sequence
+
+# Sub-commands that live beside their service: each module has ``COMMANDS``, a dict of
+# name -> (help, add_arguments(parser), main(args) -> exit status). Imported lazily at parse time
+# so that a serving install without torch can still run the commands that do not need it.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_replay_arguments(commands.add_parser("replay", help="publish alert files to Kafka"))
     add_subscribe_arguments(commands.add_parser("subscribe", help="read a user's alert topic"))
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        for name, (help_text, add_arguments, run) in module.COMMANDS.items():
+            sub = commands.add_parser(
+                name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+            )
+            add_arguments(sub)
+            sub.set_defaults(run=run)
     return parser
 
 
@@ -80,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "unavailable", None):
         raise SystemExit(f"ahunt {args.command}: {args.unavailable}")
+    if getattr(args, "run", None) is not None:
+        return int(args.run(args))
     if args.command == "bench" and args.bench == "paper":
         from bench.paper.cli import main as paper_main
 
