@@ -9,6 +9,7 @@ packets in Confluent framing whose schemas are not included.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gzip
 import io
 import json
@@ -456,3 +457,35 @@ def test_local_directory_wins_over_the_registry(schema_dir: Path) -> None:
         [result] = decode_message(_read("confluent-framed/lsst.v10_0.avro"), schemas)
         assert isinstance(result, Rejected) and result.reason == "missing_cutout"
         assert registry.requests == []
+
+
+@pytest.mark.parametrize("relative", sorted(CONTAINERS))
+def test_every_sample_schema_takes_the_compiled_reader_and_both_readers_agree(
+    relative: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cavro is the fast path for every real schema; fastavro, the fallback for schemas cavro
+    refuses, must give the very same alerts."""
+    from services.common import alerts as decoding
+
+    payload = _read(relative)
+    fast = decode_message(payload)
+    header = fastavro.reader(io.BytesIO(payload))
+    plan = decoding._plan(json.dumps(header.writer_schema))
+    assert plan.fast is not None, "cavro refused a real alert schema"
+    original = decoding._plan
+    monkeypatch.setattr(
+        decoding, "_plan", lambda text: dataclasses.replace(original(text), fast=None)
+    )
+    slow = decode_message(payload)
+    assert [type(r) for r in fast] == [type(r) for r in slow]
+    for a, b in zip(fast, slow, strict=True):
+        if isinstance(a, Alert) and isinstance(b, Alert):
+            assert (a.alert_id, a.object_id, a.ra, a.dec, a.magnitude, a.observed_mjd) == (
+                b.alert_id,
+                b.object_id,
+                b.ra,
+                b.dec,
+                b.magnitude,
+                b.observed_mjd,
+            )
+            assert a.cutout_bytes == b.cutout_bytes
