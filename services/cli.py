@@ -9,7 +9,13 @@ from collections.abc import Sequence
 # Sub-commands that live beside their service: each module has ``COMMANDS``, a dict of
 # name -> (help, add_arguments(parser), main(args) -> exit status). Imported lazily at parse time
 # so that a serving install without torch can still run the commands that do not need it.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "services.common.registry_cli",
+    "services.retrain.cli",
+    "services.feedback.cli",
+    "services.simulator.cli",
+    "services.stack",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_arguments(commands.add_parser("replay", help="publish alert files to Kafka"))
     add_subscribe_arguments(commands.add_parser("subscribe", help="read a user's alert topic"))
     for module_name in COMMAND_MODULES:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:  # e.g. the serving image has no torch: say so when used
+            name = module_name.rsplit(".", 2)[-2 if module_name.endswith(".cli") else -1]
+            sub = commands.add_parser(name, help=f"(unavailable: {exc.name} not installed)")
+            sub.set_defaults(unavailable=f"needs {exc.name} ({exc})")
+            continue
         for name, (help_text, add_arguments, run) in module.COMMANDS.items():
             sub = commands.add_parser(
                 name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
