@@ -17,17 +17,27 @@ CONTAINER_MAGIC = b"Obj\x01"
 
 def split_container(payload: bytes) -> list[bytes]:
     """One single-record container per record (same writer schema, no compression); any other
-    framing (Confluent wire format) is already one record per message and is returned as is."""
+    framing (Confluent wire format) is already one record per message and is returned as is.
+
+    A container that cannot be read is also returned as is: replaying is not the place to judge
+    packets, the scorer dead-letters it with its reason.
+    """
     if not payload.startswith(CONTAINER_MAGIC):
         return [payload]
-    reader = fastavro.reader(io.BytesIO(payload))
-    schema = reader.writer_schema
+    try:
+        reader = fastavro.reader(io.BytesIO(payload))
+        schema = reader.writer_schema
+        records = list(reader)
+    except Exception:  # truncated, corrupt blocks, bad schema: send it whole
+        return [payload]
+    if len(records) == 1:
+        return [payload]
     out = []
-    for record in reader:
+    for record in records:
         buf = io.BytesIO()
         fastavro.writer(buf, schema, [record], codec="null")
         out.append(buf.getvalue())
-    return out if len(out) != 1 else [payload]
+    return out
 
 
 def messages_from_files(paths: list[Path], split: bool = True) -> Iterator[bytes]:
