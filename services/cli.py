@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "services.feedback.cli",
     "services.simulator.cli",
     "services.stack",
+    "services.demo.oracle",
 )
 
 

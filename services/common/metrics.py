@@ -5,7 +5,14 @@ Defined once here so dashboards and alert rules have one place to check against.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -52,6 +59,18 @@ class ScorerMetrics:
             "ahunt_scorer_model_load_failures_total", "model versions refused at load", ["survey"]
         )
         self.users = Gauge("ahunt_scorer_users", "user profiles being scored for")
+
+
+class RegistryMetrics:
+    """Set by whichever process serves them (``registry.set_live_version_info``)."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.live_version = Gauge(
+            "ahunt_registry_live_version_info",
+            "1 for each survey's live model version in the registry",
+            ["survey", "version"],
+            registry=registry,
+        )
 
 
 def serve(port: int) -> None:

@@ -12,6 +12,7 @@ from services.common import metrics as metrics_module
 from services.common import store
 from services.common.infra import endpoints
 from services.common.metrics import ScorerMetrics
+from services.common.registry import Registry
 from services.common.settings import KafkaSettings
 from services.scorer.app import ModelWatcher, build_loop, wait_for_models
 from services.scorer.model import ModelSlot
@@ -24,11 +25,16 @@ def run(settings: ScorerSettings | None = None, wait_for_model_s: float = 300.0)
     metrics = ScorerMetrics()
     metrics_module.serve(settings.metrics_port)
     slot = ModelSlot()
-    watcher = ModelWatcher(settings, slot, metrics)
     with endpoints(kafka.bootstrap_servers, RedisSettings().url) as ep:
+        redis_client = store.connect(ep.redis)
+        # Models come from the registry in Redis (any host), else from model_dir's CURRENT.
+        registry = (
+            Registry(redis_client, settings.registry_cache_dir) if settings.registry else None
+        )
+        watcher = ModelWatcher(settings, slot, metrics, registry)
         wait_for_models(slot, watcher, wait_for_model_s)
         watcher.start()
-        loop = build_loop(settings, kafka, ep.kafka, store.connect(ep.redis), metrics, slot)
+        loop = build_loop(settings, kafka, ep.kafka, redis_client, metrics, slot)
 
         def stop(_signum: int, _frame: object) -> None:
             loop.stopping = True

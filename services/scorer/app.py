@@ -9,16 +9,21 @@ A Redis failure raises before anything is committed, so the batch is replayed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from models.manifest import ModelIntegrityError
 from services.common import model_store, schemas, store
 from services.common.alerts import Alert, Rejected, SchemaSource, decode_message
 from services.common.kafka import (
@@ -31,6 +36,7 @@ from services.common.kafka import (
     producer,
 )
 from services.common.metrics import ScorerMetrics
+from services.common.registry import ANNOUNCE_CHANNEL, Registry
 from services.common.settings import KafkaSettings
 from services.common.users import UserProfile, user_topic
 from services.scorer.handler import MJD_UNIX_EPOCH, ScoredBatch, clock_of, score_batch
@@ -43,56 +49,125 @@ SERVICE = "scorer"
 
 
 class ModelWatcher:
-    """Follows ``<model_dir>/<survey>/CURRENT`` and swaps new versions in, loading and warming
-    them in this background thread. A version that fails verification is refused and the old one
-    stays live."""
+    """Keeps each survey's model current, loading and warming new versions in this background
+    thread; the scorer picks the new reference up at its next batch (``ModelSlot.swap``).
 
-    def __init__(self, settings: ScorerSettings, slot: ModelSlot, metrics: ScorerMetrics) -> None:
-        self.settings, self.slot, self.metrics = settings, slot, metrics
+    A survey with a live version in the model registry (Redis) is served from it: the bytes are
+    fetched into the local cache and their sha256 checked before anything is loaded, on any host,
+    with no shared file system. Other surveys follow ``<model_dir>/<survey>/CURRENT``. The
+    registry is polled every ``models_refresh_s`` and its pub/sub announcement wakes the watcher
+    early, so a missed message only delays a swap. A version that fails verification or loading is
+    refused (metric + log) and the old one stays live."""
+
+    def __init__(
+        self,
+        settings: ScorerSettings,
+        slot: ModelSlot,
+        metrics: ScorerMetrics,
+        registry: Registry | None = None,
+    ) -> None:
+        self.settings, self.slot, self.metrics, self.registry = settings, slot, metrics, registry
         self.refused: set[tuple[str, str]] = set()
+        self._followed: set[str] = set()  # surveys served from the registry
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
+        self._listener = threading.Thread(target=self._listen, name="model-announce", daemon=True)
 
     def check(self) -> None:
+        followed = self._check_registry() if self.registry is not None else set()
         root = self.settings.model_dir
+        for survey in model_store.surveys(root):
+            if survey in followed:
+                continue
+            version = model_store.current_version(root, survey)
+            if version is not None:
+                self._swap_in(
+                    survey, version, partial(model_store.version_dir, root, survey, version)
+                )
+
+    def _check_registry(self) -> set[str]:
+        """Swap in each survey's live registry version; returns the surveys the registry serves."""
+        assert self.registry is not None
+        try:
+            live = {s: v for s in self.registry.surveys() if (v := self.registry.current(s))}
+        except redis.RedisError as exc:  # keep serving; a local CURRENT must not take over
+            log.warning("model registry unreachable (%s): keeping the models in use", exc)
+            return set(self._followed)
+        # A refusal lasts while the version stays live; promoting it again (after restoring its
+        # bytes, say) is a fresh attempt.
+        self.refused = {(s, v) for s, v in self.refused if live.get(s, v) == v}
+        for survey, version in live.items():
+            self._swap_in(survey, version, partial(self.registry.fetch, survey, version))
+        self._followed = set(live)
+        return self._followed
+
+    def _swap_in(self, survey: str, version: str, locate: Callable[[], Path]) -> None:
+        live = self.slot.get(survey)
+        if (live is not None and live.version == version) or (survey, version) in self.refused:
+            return
         providers = (
             ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.settings.use_cuda else None
         )
-        for survey in model_store.surveys(root):
-            version = model_store.current_version(root, survey)
-            live = self.slot.get(survey)
-            if version is None or (live is not None and live.version == version):
-                continue
-            if (survey, version) in self.refused:
-                continue
-            try:
-                model = load_model(
-                    model_store.version_dir(root, survey, version),
-                    threads=self.settings.threads,
-                    providers=providers,
-                )
-            except Exception as exc:  # a bad model must never go live; keep serving the old one
-                log.error("refusing model %s/%s: %s", survey, version, exc)
-                self.refused.add((survey, version))
-                self.metrics.model_load_failures.labels(survey).inc()
-                continue
-            old = self.slot.swap(survey, model)
-            if old is not None:
-                self.metrics.model_info.labels(survey, old.version).set(0)
-            self.metrics.model_info.labels(survey, model.version).set(1)
-            self.metrics.model_swaps.labels(survey).inc()
-            log.info("model %s now %s (cuda=%s)", survey, model.version, model.uses_cuda)
+        try:
+            model = load_model(locate(), threads=self.settings.threads, providers=providers)
+            if model.version != version:
+                raise ModelIntegrityError(f"{version} holds a model of version {model.version}")
+        except (redis.RedisError, OSError) as exc:  # transient: try again at the next check
+            log.warning("cannot fetch model %s/%s yet: %s", survey, version, exc)
+            return
+        except Exception as exc:  # a bad model must never go live; keep serving the old one
+            log.error("refusing model %s/%s: %s", survey, version, exc)
+            self.refused.add((survey, version))
+            self.metrics.model_load_failures.labels(survey).inc()
+            return
+        old = self.slot.swap(survey, model)
+        if old is not None:
+            self.metrics.model_info.labels(survey, old.version).set(0)
+        self.metrics.model_info.labels(survey, model.version).set(1)
+        self.metrics.model_swaps.labels(survey).inc()
+        log.info("model %s now %s (cuda=%s)", survey, model.version, model.uses_cuda)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.settings.models_refresh_s):
-            self.check()
+        while not self._stop.is_set():
+            self._wake.wait(self.settings.models_refresh_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.check()
+            except Exception:  # the watcher must outlive a bad moment; the old model stays
+                log.exception("model check failed; the models in use stay")
+
+    def _listen(self) -> None:
+        """Wake the watcher on each registry announcement (a hint: polling is the guarantee)."""
+        assert self.registry is not None
+        while not self._stop.is_set():
+            pubsub = self.registry.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(ANNOUNCE_CHANNEL)
+                while not self._stop.is_set():
+                    if pubsub.get_message(timeout=1.0) is not None:
+                        self._wake.set()
+            except Exception as exc:  # only a hint is lost: polling carries on
+                log.warning("registry announcements lost (%s): polling only for now", exc)
+                self._stop.wait(self.settings.models_refresh_s)
+            finally:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
 
     def start(self) -> None:
         self.check()
         self._thread.start()
+        if self.registry is not None:
+            self._listener.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
+        self._wake.set()
+        for thread in (self._thread, self._listener):
+            if thread.is_alive():
+                thread.join(timeout_s)
 
 
 class Scorer:
@@ -348,8 +423,8 @@ def wait_for_models(slot: ModelSlot, watcher: ModelWatcher, timeout_s: float) ->
     while not slot.versions():
         if time.monotonic() > deadline:
             raise RuntimeError(
-                "no model to serve: export one under the model directory "
-                "(<model_dir>/<survey>/<version>/ and <survey>/CURRENT)"
+                "no model to serve: promote one in the registry (ahunt models) or export one under "
+                "the model directory (<model_dir>/<survey>/<version>/ and <survey>/CURRENT)"
             )
         watcher.check()
         time.sleep(0.5)

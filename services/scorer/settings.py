@@ -38,7 +38,17 @@ class ScorerSettings(BaseSettings):
     )
     metrics_port: int = Field(default=9101, ge=0, le=65535, description="0 disables /metrics")
     users_refresh_s: float = Field(default=5.0, gt=0)
-    models_refresh_s: float = Field(default=2.0, gt=0)
+    models_refresh_s: float = Field(
+        default=2.0, gt=0, description="model poll interval (registry announcements wake it early)"
+    )
+    registry: bool = Field(
+        default=True,
+        description="follow the model registry in Redis; a survey with a live registry version "
+        "is served from it, the others from model_dir's CURRENT",
+    )
+    model_cache_dir: Path | None = Field(
+        default=None, description="where registry versions are materialised (<model_dir>/.registry)"
+    )
     lag_refresh_s: float = Field(default=10.0, gt=0)
     cache_ttl_s: int = Field(default=7 * 86_400, ge=60, description="feedback cache lifetime")
     background_sample: float = Field(
@@ -51,3 +61,7 @@ class ScorerSettings(BaseSettings):
     crash_after_batches: int = Field(
         default=0, ge=0, description="fault injection for tests: exit after delivering the Nth "
         "batch, before its commit (0 = off)")
+
+    @property
+    def registry_cache_dir(self) -> Path:
+        return self.model_cache_dir or self.model_dir / ".registry"

@@ -1,0 +1,164 @@
+"""``ahunt models``: inspect and operate the model registry (``services.common.registry``).
+
+    ahunt models list [--survey S] [--json]     versions, status, live marker, lineage, metrics
+    ahunt models show V                         one version's record and manifest (JSON)
+    ahunt models publish DIR [--promote]        upload an exported model directory (candidate)
+    ahunt models promote V                      make V live on every scorer
+    ahunt models reject V --reason R            V can never be promoted
+    ahunt models rollback --survey S            the previously live version becomes live
+    ahunt models fetch V --to DIR               copy V out as DIR/<survey>/<version>/ (backup)
+
+Redis comes from ``--redis-url`` or ``REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from services.common import store
+from services.common.registry import ModelRecord, Registry, RegistryError, survey_of
+
+_METRICS_SHOWN = 4
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def metrics_summary(metrics: dict[str, float], limit: int = _METRICS_SHOWN) -> str:
+    """A few metrics, sorted by name, 3 significant digits.
+
+    >>> metrics_summary({"recall": 0.91234, "auc": 0.8, "x": 1, "y": 2, "z": 3})
+    'auc=0.8 recall=0.912 x=1 y=2 (+1)'
+    """
+    names = sorted(metrics)
+    shown = " ".join(f"{k}={metrics[k]:.3g}" for k in names[:limit])
+    more = len(names) - limit
+    return (shown + (f" (+{more})" if more > 0 else "")) or "-"
+
+
+def format_table(records: Sequence[ModelRecord]) -> str:
+    """The ``list`` table: ``*`` marks the live version of its survey.
+
+    >>> format_table([])
+    'no models in the registry'
+    """
+    if not records:
+        return "no models in the registry"
+    header = ("", "VERSION", "STATUS", "CREATED (UTC)", "PARENT", "METRICS", "REASON")
+    rows = [
+        (
+            "*" if r.status == "live" else "",
+            r.version,
+            r.status,
+            _when(r.created_at),
+            r.parent or "-",
+            metrics_summary(r.metrics),
+            r.reason or "",
+        )
+        for r in records
+    ]
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL"), help="Redis holding the registry"
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="versions, status, live marker, metrics")
+    listing.add_argument("--survey")
+    listing.add_argument("--json", action="store_true", help="one JSON record per line")
+    actions.add_parser("show", help="one version's record and manifest").add_argument("version")
+    publish = actions.add_parser("publish", help="upload an exported model directory")
+    publish.add_argument("directory", type=Path)
+    publish.add_argument("--promote", action="store_true", help="and make it live")
+    actions.add_parser("promote", help="make a version live").add_argument("version")
+    reject = actions.add_parser("reject", help="mark a version as never to be promoted")
+    reject.add_argument("version")
+    reject.add_argument("--reason", required=True)
+    rollback = actions.add_parser("rollback", help="the previously live version becomes live")
+    rollback.add_argument("--survey", required=True)
+    fetch = actions.add_parser("fetch", help="copy a version out as DIR/<survey>/<version>/")
+    fetch.add_argument("version")
+    fetch.add_argument("--to", type=Path, required=True, dest="to")
+
+
+def _copy_out(registry: Registry, version: str, destination: Path) -> Path:
+    survey = survey_of(version)
+    target = destination / survey / version
+    if target.exists():
+        raise RegistryError(f"{target} already exists")
+    path = registry.fetch(survey, version)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(path, target)
+    return target
+
+
+def run(args: argparse.Namespace, registry: Registry) -> int:
+    action = args.action
+    if action == "list":
+        records = registry.list(args.survey)
+        if args.json:
+            for r in records:
+                print(r.model_dump_json())
+        else:
+            print(format_table(records))
+    elif action == "show":
+        record = registry.record(survey_of(args.version), args.version)
+        if record is None:
+            raise RegistryError(f"unknown model version {args.version}")
+        shown = {**record.model_dump(), "history": registry.history(record.survey)}
+        print(json.dumps(shown, indent=2, sort_keys=True))
+    elif action == "publish":
+        record = registry.publish(args.directory)
+        print(f"published {record.version} ({record.size} bytes, sha256 {record.sha256})")
+        if args.promote:
+            registry.promote(record.survey, record.version)
+            print(f"{record.version} is live")
+    elif action == "promote":
+        registry.promote(survey_of(args.version), args.version)
+        print(f"{args.version} is live")
+    elif action == "reject":
+        registry.reject(survey_of(args.version), args.version, args.reason)
+        print(f"{args.version} rejected")
+    elif action == "rollback":
+        print(f"{args.survey}: {registry.rollback(args.survey)} is live")
+    elif action == "fetch":
+        print(_copy_out(registry, args.version, args.to))
+    else:  # pragma: no cover - argparse restricts the choices
+        raise AssertionError(action)
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    if not args.redis_url:
+        print("ahunt models: set REDIS_URL or pass --redis-url", file=sys.stderr)
+        return 2
+    client = store.connect(args.redis_url)
+    with tempfile.TemporaryDirectory(prefix="ahunt-models-") as cache:
+        try:
+            return run(args, Registry(client, Path(cache)))
+        except (RegistryError, ValueError, FileNotFoundError) as exc:
+            print(f"ahunt models {args.action}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            client.close()
+
+
+COMMANDS = {
+    "models": ("the model registry: list, show, publish, promote, rollback", add_arguments, main)
+}
