@@ -10,6 +10,11 @@ a hard-coded switch: every policy is a field.
 The personal score of an object is ``s(x) = sum_c w_c * p_c(x)`` over the model's outputs, with the
 weights normalised to sum to 1. For many users at once it is one matrix product
 (:func:`personal_scores`).
+
+Exploration (the reserve's term, whose score mixes in the latent detector's novelty) is worth
+nothing for an object the model confidently puts in a class the user said bores them: a satellite
+streak stays novel to the detector long after the user has dismissed satellites. So the reserve's
+term is scaled by ``1 - p(dismissed classes)``: a second matrix product (:func:`dismissed_matrix`).
 """
 
 from __future__ import annotations
@@ -120,13 +125,52 @@ def weight_matrix(interests: Sequence[Interest], classes: Sequence[str]) -> np.n
     return np.stack([weight_vector(i, classes) for i in interests]).astype(np.float32)
 
 
-def personal_scores(class_scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def dismissed_matrix(interests: Sequence[Interest], classes: Sequence[str]) -> np.ndarray:
+    """(U, K+1) float32: for each user, their reserve weight on the known classes they said
+    bore them (an explicit weight of 0), else 0. See :func:`personal_scores`.
+
+    >>> dismissed_matrix([Interest({"lens": 1.0, "streak": 0.0})], ["reserve", "lens", "streak"])
+    array([[0. , 0. , 0.2]], dtype=float32)
+    """
+    weights = weight_matrix(interests, classes)
+    boring = np.array(
+        [
+            [k > 0 and i.weights.get(c, None) == 0.0 for k, c in enumerate(classes)]
+            for i in interests
+        ],
+        dtype=np.float32,
+    ).reshape(len(interests), len(classes))
+    return np.asarray(boring * weights[:, :1], dtype=np.float32)
+
+
+def personal_scores(
+    class_scores: np.ndarray,
+    weights: np.ndarray,
+    probs: np.ndarray | None = None,
+    dismissed: np.ndarray | None = None,
+) -> np.ndarray:
     """Scores (N, U) of N objects for U users: ``class_scores (N, K+1) @ weights.T``.
 
     ``class_scores`` are the class probabilities, optionally with the reserve column replaced by
-    :func:`exploration_scores`. One matrix product, so 1,000 users cost little more than one.
+    :func:`exploration_scores`. With ``probs`` (the model's probabilities) and ``dismissed``
+    (:func:`dismissed_matrix`) the reserve's term of each user is scaled by ``1 - p(classes that
+    user dismissed)``. Matrix products, so 1,000 users cost little more than one.
+
+    >>> probs = np.array([[0.1, 0.0, 0.9]], dtype=np.float32)  # confidently a "streak"
+    >>> explore = np.array([[0.8, 0.0, 0.9]], dtype=np.float32)  # ... yet novel
+    >>> users = [Interest({"lens": 1.0}), Interest({"lens": 1.0, "streak": 0.0})]
+    >>> classes = ["reserve", "lens", "streak"]
+    >>> w = weight_matrix(users, classes)
+    >>> personal_scores(explore, w).astype(float).round(3).tolist()
+    [[0.16, 0.16]]
+    >>> personal_scores(explore, w, probs, dismissed_matrix(users, classes)).astype(float).round(3)
+    array([[0.16 , 0.016]])
     """
-    return np.asarray(class_scores, dtype=np.float32) @ np.asarray(weights, dtype=np.float32).T
+    scores = np.asarray(class_scores, dtype=np.float32) @ np.asarray(weights, dtype=np.float32).T
+    if dismissed is not None and probs is not None:
+        dismissed_mass = np.asarray(probs, dtype=np.float32) @ np.asarray(dismissed).T  # (N, U)
+        scores -= np.asarray(class_scores, dtype=np.float32)[:, :1] * dismissed_mass
+    return np.asarray(scores)
 
 
 def exploration_scores(probs: np.ndarray, novelty: np.ndarray, novelty_mix: float) -> np.ndarray:

@@ -135,6 +135,23 @@ def ensure_topics(
                 raise
 
 
+def group_backlog(settings: KafkaSettings, bootstrap: str, group: str, topic: str) -> int:
+    """Messages of ``topic`` that ``group`` has not committed yet (without joining the group)."""
+    c = consumer(settings, bootstrap, group)
+    try:
+        metadata = c.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return 0
+        parts = [TopicPartition(topic, p) for p in metadata.partitions]
+        backlog = 0
+        for tp in c.committed(parts, timeout=10):
+            _low, high = c.get_watermark_offsets(tp, timeout=10, cached=False)
+            backlog += max(0, high - max(tp.offset, 0))
+        return backlog
+    finally:
+        c.close()
+
+
 @dataclass
 class Delivery:
     """Produce a batch and wait until every message is acknowledged, or raise."""

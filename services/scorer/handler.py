@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.interest import exploration_scores, personal_scores, weight_matrix
+from models.interest import dismissed_matrix, exploration_scores, personal_scores, weight_matrix
 from models.preprocess import assemble, preprocess
 from services.common.alerts import Alert
 from services.common.users import Filters, UserProfile
@@ -114,8 +114,14 @@ def score_batch(
     out = model.infer(stamps)
     classes = model.classes
     if users:
-        weights = weight_matrix([u.interest for u in users], classes)
-        scores = personal_scores(exploration_scores(out.probs, out.novelty, novelty_mix), weights)
+        interests = [u.interest for u in users]
+        weights = weight_matrix(interests, classes)
+        scores = personal_scores(
+            exploration_scores(out.probs, out.novelty, novelty_mix),
+            weights,
+            out.probs,
+            dismissed_matrix(interests, classes),
+        )
     else:
         scores = np.zeros((len(alerts), 0), np.float32)
     picks = selector.select(scores, now, eligibility(alerts, users), rng) if users else []

@@ -72,3 +72,30 @@ def test_exploration_mixes_novelty_into_reserve_only() -> None:
     assert out[0, 0] == pytest.approx(0.5 * 0.1 + 0.5 * 0.5)
     assert out[1, 0] == pytest.approx(0.3)  # no detector yet: unchanged
     assert np.array_equal(out[:, 1:], probs[:, 1:])
+
+
+def test_dismissing_a_class_removes_exploration_of_objects_in_it_and_only_for_that_user() -> None:
+    from models.interest import dismissed_matrix, exploration_scores, personal_scores
+
+    classes = ["reserve", "normal", "satellite", "lens"]
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(4), size=200).astype(np.float32)
+    novelty = rng.exponential(1.0, size=200).astype(np.float32)
+    explore = exploration_scores(probs, novelty, 0.5)
+    users = [Interest({"lens": 1.0}), Interest({"lens": 1.0, "satellite": 0.0})]
+    w = weight_matrix(users, classes)
+    plain = personal_scores(explore, w)
+    aware = personal_scores(explore, w, probs, dismissed_matrix(users, classes))
+    np.testing.assert_array_equal(aware[:, 0], plain[:, 0])  # nothing dismissed: unchanged
+    assert np.all(aware[:, 1] <= plain[:, 1] + 1e-7) and np.all(aware[:, 1] >= 0)
+    # The exploration lost is exactly the reserve term times p(satellite).
+    expected = plain[:, 1] - w[1, 0] * explore[:, 0] * probs[:, 2]
+    np.testing.assert_allclose(aware[:, 1], expected, rtol=1e-5, atol=1e-6)
+    # A confident satellite now ranks below the same object confidently "normal".
+    sat = np.array([[0.05, 0.0, 0.95, 0.0]], dtype=np.float32)
+    nor = np.array([[0.05, 0.95, 0.0, 0.0]], dtype=np.float32)
+    nov = np.array([5.0], dtype=np.float32)
+    d = dismissed_matrix(users, classes)
+    s_sat = personal_scores(exploration_scores(sat, nov, 0.5), w, sat, d)[0, 1]
+    s_nor = personal_scores(exploration_scores(nor, nov, 0.5), w, nor, d)[0, 1]
+    assert s_sat < 0.2 * s_nor
