@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "services.simulator.cli",
     "services.stack",
     "services.demo.oracle",
+    "services.demo.run",
 )
 
 
