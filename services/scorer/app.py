@@ -186,6 +186,7 @@ class Scorer:
         self.rng = np.random.default_rng(settings.seed)
         self.users: list[UserProfile] = []
         self.selectors: dict[str, BudgetSelector] = {}
+        self.selector_models: dict[str, str] = {}  # the model version each selector has seen
         self._users_loaded_at = -1e18
 
     def refresh_users(self, force: bool = False) -> None:
@@ -199,9 +200,12 @@ class Scorer:
             self.metrics.users.set(len(users))
         self._users_loaded_at = now
 
-    def _selector(self, survey: str) -> BudgetSelector:
+    def _selector(self, survey: str, model_version: str) -> BudgetSelector:
         if survey not in self.selectors:
             self.selectors[survey] = selector_for(self.users)
+        elif self.selector_models.get(survey) != model_version:
+            self.selectors[survey].forget_scores()  # a new model: new score distributions
+        self.selector_models[survey] = model_version
         return self.selectors[survey]
 
     def __call__(self, messages: Sequence[Message]) -> tuple[list[OutMessage], list[DeadLetter]]:
@@ -250,7 +254,7 @@ class Scorer:
             alerts,
             model,
             self.users,
-            self._selector(survey),
+            self._selector(survey, model.version),
             now,
             self.settings.novelty_mix,
             self.rng,

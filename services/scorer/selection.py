@@ -82,7 +82,10 @@ class BudgetSelector:
     budgets: np.ndarray  # (U,) alerts per period
     periods: np.ndarray  # (U,) seconds
     shares: np.ndarray  # (U, 3) strategy shares in STRATEGY_ORDER, rows sum to 1
-    half_life_alerts: float = 50_000.0
+    # The score distribution follows the stream: its half-life is an eighth of a period's alerts
+    # (at least ``min_half_life``), so a drift (a dismissed class, new data) is absorbed within a
+    # night whatever the survey's rate. A new model resets it outright (``forget_scores``).
+    min_half_life: float = 100.0
     # Until this many alerts per period have been seen, assume at least this many are coming, so
     # the first batches do not spend the whole budget on whatever arrives first.
     min_expected: float = 1_000.0
@@ -107,6 +110,7 @@ class BudgetSelector:
         self._pending_n = 0
         self._top_bin: np.ndarray | None = None
         self._unc_bin: np.ndarray | None = None
+        self.interests: list[dict[str, object]] = []  # what each user's scores mean (carry-over)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -131,9 +135,12 @@ class BudgetSelector:
         self._pending[1].append((uncertainty_bins + offsets).ravel())
         self._pending_n += n
         self.seen += n
-        if self._top_bin is not None and self._pending_n < self.refresh_alerts:
+        per_period = float(self.window.max(initial=0.0))
+        # Refresh every ``refresh_alerts`` (cost with 1,000 users), sooner on a small stream.
+        every = min(self.refresh_alerts, max(64.0, per_period / 16))
+        if self._top_bin is not None and self._pending_n < every:
             return
-        decay = 0.5 ** (self._pending_n / self.half_life_alerts)
+        decay = 0.5 ** (self._pending_n / max(self.min_half_life, per_period / 8))
         size = n_users * _BINS
         for hist, queued in (
             (self.hist_score, self._pending[0]),
@@ -147,6 +154,16 @@ class BudgetSelector:
         f = self.fractions()
         self._top_bin = _upper_threshold_bins(self.hist_score, f * self.shares[:, 0])
         self._unc_bin = _lower_threshold_bins(self.hist_uncertain, f * self.shares[:, 1])
+
+    def forget_scores(self) -> None:
+        """Drop the score distributions (a new model's scores mean something else); budget
+        accounting is kept. Thresholds are re-learnt from the next batches."""
+        self.hist_score[:] = 0.0
+        self.hist_uncertain[:] = 0.0
+        for queued in self._pending:
+            queued.clear()
+        self._pending_n = 0
+        self._top_bin = self._unc_bin = None
 
     def fractions(self) -> np.ndarray:
         """(U,) the share of alerts each user should receive at the current arrival rate."""
@@ -229,14 +246,18 @@ def selector_for(
             [[p.strategy_shares()[s] for s in STRATEGY_ORDER] for p in profiles], dtype=np.float64
         ).reshape(len(names), 3),
     )
+    sel.interests = [p.interest.to_dict() for p in profiles]
     if previous is not None:
         sel.clock, sel.seen = previous.clock, previous.seen
         old = {u: i for i, u in enumerate(previous.users)}
         for i, u in enumerate(names):
             if u in old:
                 j = old[u]
-                sel.hist_score[i] = previous.hist_score[j]
-                sel.hist_uncertain[i] = previous.hist_uncertain[j]
+                # Budget accounting always carries over; the score distribution only while the
+                # interest that defines the scores is unchanged.
+                if previous.interests and previous.interests[j] == sel.interests[i]:
+                    sel.hist_score[i] = previous.hist_score[j]
+                    sel.hist_uncertain[i] = previous.hist_uncertain[j]
                 sel.recent[i] = deque(previous.recent[j])
                 sel.tokens[i] = min(previous.tokens[j], sel.budgets[i])
                 sel.window[i] = previous.window[j]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.common.users import Budget, UserProfile
-from services.scorer.selection import BudgetSelector, selector_for
+from services.scorer.selection import BudgetSelector, _logit_bins, selector_for
 
 
 def _stream(selector: BudgetSelector, scores: np.ndarray, seconds: float, batch: int = 100,
@@ -78,3 +78,39 @@ def test_profile_change_keeps_state_of_remaining_users() -> None:
     again = selector_for(_profiles(("new", 5, {"top": 1.0}), ("a", 5, {"top": 1.0})), sel)
     assert again.remaining(1) == 5 - used and again.remaining(0) == 5
     assert np.array_equal(again.hist_score[1], sel.hist_score[0])
+
+
+def test_after_scores_drop_for_good_deliveries_resume_within_a_night() -> None:
+    """A dismissed class or a new model lowers a user's whole score distribution; the selector
+    follows the drift within a night, and at once when told the scores changed meaning."""
+    rng = np.random.default_rng(4)
+    per_night = 1_000
+    sel = selector_for(_profiles(("alice", 20, {"top": 1.0})))
+    high = 0.5 + 0.5 * rng.random((2 * per_night, 1))
+    low = 0.2 * rng.random((per_night, 1))
+    before = _stream(sel, high, seconds=2 * 86_400.0)
+    assert len(before) >= 20
+    after: list[tuple[int, int, str]] = []
+    for start in range(0, per_night, 100):
+        now = 2 * 86_400.0 + 86_400.0 * (start + 100) / per_night
+        after += [(p.alert, p.user, p.reason) for p in sel.select(low[start : start + 100], now)]
+    # Drift: within the night the old high scores fade and the threshold moves into the new
+    # distribution (whose top 2% is a thin sliver just under 0.2).
+    assert sel._top_bin is not None and sel._top_bin[0] <= _logit_bins(np.array([0.2]))[0] + 1
+    sel.forget_scores()  # what the scorer does when a new model goes live
+    again = _stream(sel, low, seconds=86_400.0)
+    assert len(again) >= 8  # paced: ~half the budget on the first night after a reset
+
+
+def test_a_changed_interest_resets_the_score_distribution_but_not_the_budget() -> None:
+    rng = np.random.default_rng(5)
+    profiles = _profiles(("alice", 10, {"top": 1.0}), ("bob", 10, {"top": 1.0}))
+    sel = selector_for(profiles)
+    picks = _stream(sel, rng.random((3_000, 2)), seconds=43_200.0)
+    assert picks
+    changed = [profiles[0].model_copy(update={"weights": {"lens": 1.0}}), profiles[1]]
+    new = selector_for(changed, sel)
+    assert new.hist_score[0].sum() == 0  # alice's scores now mean something else
+    np.testing.assert_array_equal(new.hist_score[1], sel.hist_score[1])
+    assert list(new.recent[0]) == list(sel.recent[0])  # her deliveries still count
+    assert new.tokens[0] == sel.tokens[0]
