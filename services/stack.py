@@ -105,7 +105,11 @@ class Stack:
                         ServiceSpec(
                             f"scorer-{i + 1}" if self.scorers > 1 else "scorer",
                             ("scorer",),
-                            {"AHUNT_SCORER_METRICS_PORT": str(port)},
+                            # `ahunt up` starts before anyone has bootstrapped a model
+                            {
+                                "AHUNT_SCORER_METRICS_PORT": str(port),
+                                "AHUNT_SCORER_MODEL_WAIT_S": "0",
+                            },
                             f"http://127.0.0.1:{port}/metrics",
                             f"metrics http://127.0.0.1:{port}/metrics",
                         )

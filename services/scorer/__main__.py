@@ -19,7 +19,7 @@ from services.scorer.model import ModelSlot
 from services.scorer.settings import RedisSettings, ScorerSettings
 
 
-def run(settings: ScorerSettings | None = None, wait_for_model_s: float = 300.0) -> int:
+def run(settings: ScorerSettings | None = None) -> int:
     settings = settings or ScorerSettings()
     kafka = KafkaSettings()
     metrics = ScorerMetrics()
@@ -32,7 +32,7 @@ def run(settings: ScorerSettings | None = None, wait_for_model_s: float = 300.0)
             Registry(redis_client, settings.registry_cache_dir) if settings.registry else None
         )
         watcher = ModelWatcher(settings, slot, metrics, registry)
-        wait_for_models(slot, watcher, wait_for_model_s)
+        wait_for_models(slot, watcher, settings.model_wait_s or float("inf"))
         watcher.start()
         loop = build_loop(settings, kafka, ep.kafka, redis_client, metrics, slot)
 

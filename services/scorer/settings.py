@@ -58,9 +58,17 @@ class ScorerSettings(BaseSettings):
     schema_dir: Path | None = Field(default=None, description="local Confluent schemas")
     schema_registry_url: str | None = None
     seed: int = 0
+    model_wait_s: float = Field(
+        default=300.0,
+        ge=0.0,
+        description="exit if no model is live after this long (0: wait forever)",
+    )
     crash_after_batches: int = Field(
-        default=0, ge=0, description="fault injection for tests: exit after delivering the Nth "
-        "batch, before its commit (0 = off)")
+        default=0,
+        ge=0,
+        description="fault injection for tests: exit after delivering the Nth "
+        "batch, before its commit (0 = off)",
+    )
 
     @property
     def registry_cache_dir(self) -> Path:
