@@ -22,6 +22,11 @@ except ImportError:  # the serving install has no torch; tests that need it impo
     pass
 
 
+# The real broker, Redis and sample fixtures, one set for the whole session (integration, deploy
+# and end-to-end tests share them).
+from tests.infra_fixtures import *  # noqa: E402, F403
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)

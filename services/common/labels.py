@@ -75,6 +75,29 @@ def write_label(
     return int(pipe.execute()[-1])
 
 
+def queue_write_label(
+    pipe: Any, record: LabelRecord, stamp: np.ndarray | bytes | None, meta: dict[str, Any]
+) -> None:
+    """Queue :func:`write_label`'s commands on the caller's MULTI/EXEC pipeline (sync or asyncio),
+    so other writes (the feedback event outbox, the profile) commit in the same transaction.
+
+    Replies, in order: HSET of the label (1 = new, 0 = replaced), HSET of the training stamp
+    (only when ``stamp`` is given: ``None`` keeps the stamp already in the training set), INCR of
+    the revision.
+    """
+    pipe.hset(labels_key(record.user), record.alert_id, record.model_dump_json())
+    if stamp is not None:
+        data = stamp if isinstance(stamp, bytes) else stamp_bytes(stamp)
+        pipe.hset(train_key(record.alert_id), mapping={"stamp": data, "meta": json.dumps(meta)})
+    pipe.incr(REVISION)
+
+
+def queue_delete_label(pipe: Any, user: str, alert_id: str) -> None:
+    """Queue :func:`delete_label`'s commands on the caller's transaction (replies: HDEL, INCR)."""
+    pipe.hdel(labels_key(user), alert_id)
+    pipe.incr(REVISION)
+
+
 def delete_label(client: Any, user: str, alert_id: str) -> bool:
     """Undo a user's label. The training stamp stays (other users may have labelled it)."""
     pipe = client.pipeline(transaction=True)
@@ -99,7 +122,8 @@ def user_labels(client: Any, user: str) -> list[LabelRecord]:
 def all_labels(client: Any) -> list[LabelRecord]:
     """Every user's labels (users found by key scan, so labels of a removed user still count)."""
     out: list[LabelRecord] = []
-    for key in client.scan_iter(match=labels_key("*"), count=1000):
+    # Hashes only: ``ahunt:labels:revision`` (a counter) matches the pattern too.
+    for key in client.scan_iter(match=labels_key("*"), count=1000, _type="hash"):
         user = key.decode().split(":", 2)[2]
         out.extend(user_labels(client, user))
     return out

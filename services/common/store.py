@@ -8,6 +8,10 @@ writer of labels and profiles). Key names come only from here.
 - ``ahunt:user:<user>:delivered``       hash alert_id -> delivery JSON (score, reason, version)
 - ``ahunt:user:<user>:candidates``      sorted set alert_id by score: recent unlabelled candidates
                                         for the "questions" endpoint, trimmed to a bound
+- ``ahunt:tokens``                      hash sha256(API token) -> user (feedback API identity;
+                                        tokens themselves are never stored)
+- ``ahunt:feedback:outbox``             list of feedback events (JSON) written in the label's own
+                                        transaction, drained to Kafka ``ahunt.feedback``
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import redis
 from services.common.users import UserProfile
 
 USERS = "ahunt:users"
+TOKENS = "ahunt:tokens"
+FEEDBACK_OUTBOX = "ahunt:feedback:outbox"
 
 
 def alert_key(alert_id: str) -> str:

@@ -1,0 +1,80 @@
+"""Who is asking: ``Authorization: Bearer <token>`` -> the token's user, then the rate limit.
+
+Every ``/v1`` route depends on :data:`CurrentUser` and acts on that user only; no route takes a
+user name, so another user's labels, interest and alerts cannot even be addressed.
+
+A process remembers a valid token for ``auth_cache_s`` seconds (one Redis round trip less per
+request), so revoking a token takes effect within that time; unknown tokens are never cached.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from redis.asyncio import Redis
+
+from services.feedback import storage
+from services.feedback.ratelimit import TokenBuckets
+from services.feedback.tokens import token_hash
+
+SCHEME = "bearer"
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+class TokenCache:
+    """token hash -> (user, valid until); bounded: cleared when it grows past ``max_entries``."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 100_000) -> None:
+        self.ttl_s, self.max_entries = ttl_s, max_entries
+        self._entries: dict[str, tuple[str, float]] = {}
+
+    def get(self, key: str) -> str | None:
+        hit = self._entries.get(key)
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, key: str, user: str) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (user, time.monotonic() + self.ttl_s)
+
+
+async def get_redis(request: Request) -> Redis:
+    # async on purpose: FastAPI runs plain-def dependencies in a thread pool.
+    redis: Redis = request.app.state.redis
+    return redis
+
+
+RedisDep = Annotated[Redis, Depends(get_redis)]
+
+
+async def current_user(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != SCHEME or not token.strip():
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", CHALLENGE)
+    state = request.app.state
+    key = token_hash(token.strip())
+    user = state.token_cache.get(key)
+    if user is None:
+        user = await storage.user_for_hash(state.batcher, key)
+        if user is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", CHALLENGE)
+        state.token_cache.put(key, user)
+    buckets: TokenBuckets = state.rate_limit
+    wait = buckets.take(user)
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "rate limit exceeded",
+            {"Retry-After": TokenBuckets.retry_after(wait)},
+        )
+    return user
+
+
+CurrentUser = Annotated[str, Depends(current_user)]

@@ -1,0 +1,97 @@
+"""``ahunt feedback`` (the API), ``ahunt users add|list|revoke`` (identity) and
+``ahunt feedback-bench`` (its benchmark): sub-commands registered in ``services.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from services.feedback.settings import FeedbackSettings
+
+
+def add_feedback_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=None, help="overrides AHUNT_FEEDBACK_HOST (127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="overrides AHUNT_FEEDBACK_PORT (8080)")
+    p.add_argument("--workers", type=int, default=None, help="overrides AHUNT_FEEDBACK_WORKERS")
+    p.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="create this user at startup if missing and print its token (repeatable; handy "
+        "with the embedded Redis)",
+    )
+
+
+def run_feedback(args: argparse.Namespace) -> int:
+    from services.feedback.serve import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    overrides = {k: getattr(args, k) for k in ("host", "port", "workers")}
+    settings = FeedbackSettings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return run(settings, users=args.user)
+    except KeyboardInterrupt:  # Ctrl-C: embedded servers are stopped on the way out
+        return 0
+
+
+def add_users_arguments(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="users_action", required=True)
+    add = actions.add_parser("add", help="create a user (default profile) and print its token once")
+    add.add_argument("name")
+    add.add_argument("--rotate", action="store_true", help="existing user: revoke old tokens, "
+                     "print a new one")
+    actions.add_parser("list", help="users and their number of live tokens")
+    revoke = actions.add_parser("revoke", help="revoke every token of a user")
+    revoke.add_argument("name")
+    revoke.add_argument("--remove-profile", action="store_true",
+                        help="also stop routing alerts to them (labels are kept)")
+
+
+def run_users(args: argparse.Namespace) -> int:
+    from services.common import store
+    from services.feedback import tokens
+
+    url = FeedbackSettings().redis_url
+    if not url:
+        raise SystemExit("set REDIS_URL to the feedback API's Redis (`ahunt feedback` prints it)")
+    client = store.connect(url)
+    if args.users_action == "add":
+        try:
+            token = tokens.add_user(client, args.name, rotate=args.rotate)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        print(f"user {args.name}: token (shown once, keep it) {token}")
+    elif args.users_action == "list":
+        for name, n in tokens.list_users(client):
+            print(f"{name}\t{n} token{'s' if n != 1 else ''}")
+    else:
+        n = tokens.revoke_user(client, args.name, remove_profile=args.remove_profile)
+        print(f"user {args.name}: {n} token{'s' if n != 1 else ''} revoked"
+              + (", profile removed" if args.remove_profile else ""))
+    return 0
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    from bench.feedback import add_arguments
+
+    add_arguments(p)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from bench.feedback import main
+
+    return main(args)
+
+
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Any], int]]
+COMMANDS: dict[str, Command] = {
+    "feedback": ("run the feedback API (settings from the environment)", add_feedback_arguments,
+                 run_feedback),
+    "users": ("feedback API users and their tokens (needs REDIS_URL)", add_users_arguments,
+              run_users),
+    "feedback-bench": ("benchmark the feedback API over HTTP (see docs/PERFORMANCE.md)",
+                       add_bench_arguments, run_bench),
+}

@@ -1,0 +1,58 @@
+"""Feedback API settings (env prefix ``AHUNT_FEEDBACK_``; ``REDIS_URL`` and the ``KAFKA_*``
+endpoints are shared with the other services and start embedded servers when unset)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FEEDBACK_TOPIC = "ahunt.feedback"
+
+
+class FeedbackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AHUNT_FEEDBACK_", frozen=True, extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="bind address (0.0.0.0 in a container)")
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL"),
+        description="REDIS_URL; unset starts the embedded Redis",
+    )
+    embedded_redis_dir: Path | None = Field(
+        default=None,
+        description="with REDIS_URL unset: keep the embedded Redis's AOF here so labels survive "
+        "a restart (unset: a temporary directory, removed at exit)",
+    )
+    require_durable_redis: bool = Field(
+        default=False,
+        description="refuse to start unless Redis has appendonly yes + appendfsync always "
+        "(otherwise a loud warning)",
+    )
+    redis_timeout_s: float = Field(default=5.0, gt=0, description="Redis socket timeout")
+    auth_cache_s: float = Field(
+        default=5.0,
+        ge=0.0,
+        description="how long a process remembers a valid token (saves a Redis round trip per "
+        "request); a revoked token keeps working up to this long; 0 = always ask Redis",
+    )
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After of 503 and 429 answers")
+    # Per token (user) and per process: N workers allow up to N times this.
+    rate_limit_per_s: float = Field(default=50.0, ge=0.0, description="0 disables rate limiting")
+    rate_limit_burst: int = Field(default=100, ge=1)
+    max_body_bytes: int = Field(default=16_384, ge=256, description="larger bodies get 413")
+    events_topic: str = FEEDBACK_TOPIC
+    outbox_batch: int = Field(default=500, ge=1, le=100_000)
+    outbox_poll_s: float = Field(
+        default=1.0, gt=0, description="outbox check interval when no label woke the publisher"
+    )
+    outbox_flush_timeout_s: float = Field(default=10.0, gt=0)
+    classes_scan_limit: int = Field(
+        default=500, ge=0, description="cached alerts sampled for the live model's classes"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = Field(default=False, description="uvicorn access log (metrics count all)")
