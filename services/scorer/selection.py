@@ -136,8 +136,10 @@ class BudgetSelector:
         self._pending_n += n
         self.seen += n
         per_period = float(self.window.max(initial=0.0))
-        # Refresh every ``refresh_alerts`` (cost with 1,000 users), sooner on a small stream.
-        every = min(self.refresh_alerts, max(64.0, per_period / 16))
+        # Refresh every ``refresh_alerts``, sooner on a small stream, but never more often than
+        # once per ``n_users`` alerts: a refresh costs (users x bins), so that bounds its share
+        # per alert whatever the number of users.
+        every = min(self.refresh_alerts, max(64.0, per_period / 16, float(n_users)))
         if self._top_bin is not None and self._pending_n < every:
             return
         decay = 0.5 ** (self._pending_n / max(self.min_half_life, per_period / 8))
