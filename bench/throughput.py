@@ -29,6 +29,7 @@ import numpy as np
 from confluent_kafka import TopicPartition
 
 REPO = Path(__file__).resolve().parents[1]
+WARMUP_S = 5.0  # seconds of traffic before the latency clock starts
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -300,14 +301,21 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(15)  # model load and group join, before the clock starts
                 reader = consumer(kafka, ep.kafka, f"r-{uuid.uuid4().hex[:6]}")
                 reader.subscribe([user_topic("latency")])
-                n = int(a.latency_rate * a.latency_seconds)
+                # A warm-up at the same rate first (new topics' metadata, first fetches, caches):
+                # its outputs are counted apart, the percentiles are for the steady state.
+                warmup = int(a.latency_rate * WARMUP_S)
+                n = warmup + int(a.latency_rate * a.latency_seconds)
+                steady_from_ms = None
                 paced = producer(kafka, ep.kafka, **{"linger.ms": 0})
                 t_start = time.perf_counter()
                 latencies: list[float] = []
+                warm: list[float] = []
                 sent = 0
-                while sent < n or len(latencies) < sent:
+                while sent < n or len(latencies) + len(warm) < sent:
                     target = min(n, int((time.perf_counter() - t_start) * a.latency_rate))
                     while sent < target:
+                        if sent == warmup:
+                            steady_from_ms = int(time.time() * 1000)
                         paced.produce(topic, messages[sent % len(messages)])
                         sent += 1
                     paced.poll(0)
@@ -316,8 +324,13 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                             src = dict(m.headers() or []).get("ahunt-source-timestamp-ms")
                             if src is None:
                                 raise RuntimeError(f"no source timestamp header: {m.headers()}")
-                            latencies.append(m.timestamp()[1] - int(src or b"0"))
-                    if time.perf_counter() - t_start > a.latency_seconds + 60:
+                            source_ms = int(src or b"0")
+                            latency_ms = m.timestamp()[1] - source_ms
+                            if steady_from_ms is not None and source_ms >= steady_from_ms:
+                                latencies.append(latency_ms)
+                            else:
+                                warm.append(latency_ms)
+                    if time.perf_counter() - t_start > WARMUP_S + a.latency_seconds + 60:
                         break
                 paced.flush(10)
                 reader.close()
@@ -325,7 +338,9 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 results["latency"] = {
                     "rate_per_s": a.latency_rate,
                     "sent": sent,
-                    "received": int(lat.size),
+                    "warmup_sent": warmup,
+                    "warmup_max_ms": float(max(warm)) if warm else None,
+                    "received": int(lat.size) + len(warm),
                     "p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
                     "p99_ms": float(np.percentile(lat, 99)) if lat.size else None,
                     "max_ms": float(lat.max()) if lat.size else None,

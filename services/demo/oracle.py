@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common import schemas
-from services.common.kafka import consumer
+from services.common.kafka import consumer, next_offsets
 from services.common.settings import KafkaSettings
 from services.common.users import user_topic
 
@@ -124,20 +125,24 @@ def drain(
     offsets are committed after the labels are posted (a crash re-labels, which is idempotent).
     """
     c = consumer(kafka, bootstrap, group or f"oracle-{oracle.user}")
-    c.subscribe([user_topic(oracle.user)])
+    assigned = threading.Event()
+    c.subscribe([user_topic(oracle.user)], on_assign=lambda _c, _parts: assigned.set())
     got: list[Received] = []
-    quiet_since = time.monotonic()
     deadline = time.monotonic() + max_s
+    quiet_since: float | None = None  # the idle clock starts once the group has joined
     try:
-        while time.monotonic() < deadline and time.monotonic() - quiet_since < idle_s:
+        while time.monotonic() < deadline:
+            if quiet_since is not None and time.monotonic() - quiet_since >= idle_s:
+                break
             messages = c.consume(500, 0.5)
             for m in messages:
                 if m.error():
                     continue
                 got.append(oracle.handle(schemas.decode(schemas.USER_ALERT, m.value() or b"")))
             if messages:
+                c.commit(offsets=next_offsets(messages), asynchronous=False)
+            if messages or (quiet_since is None and assigned.is_set()):
                 quiet_since = time.monotonic()
-                c.commit(asynchronous=False)
     finally:
         c.close()
     return got

@@ -1,0 +1,34 @@
+"""``ahunt up``: every service comes up on the embedded defaults and everything stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from services.stack import Stack
+
+
+def _ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return bool(response.status == 200)
+
+
+@pytest.mark.timeout(240)
+def test_the_whole_stack_starts_reports_its_endpoints_and_stops_cleanly(tmp_path: Path) -> None:
+    stack = Stack(state_dir=tmp_path / "state", log_dir=tmp_path / "logs")
+    with stack:
+        assert stack.kafka and stack.redis_url
+        names = {spec.name for spec in stack.specs}
+        assert names == {"scorer", "feedback", "retrain"}
+        for spec in stack.specs:
+            assert _ok(spec.ready_url), spec.name
+        assert stack.failed() is None
+        # The scorer waits for a first model instead of exiting (nobody bootstrapped yet).
+        pids = [p.pid for p in stack.processes.values()]
+    for pid in pids:  # every child has exited, none left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert stack.failed() is None and not stack.processes
