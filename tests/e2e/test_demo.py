@@ -16,6 +16,9 @@ import pytest
 
 pytest.importorskip("torch")
 
+# The shortened demo takes ~4-5 minutes on 2 cores (the module fixture runs inside the first test).
+pytestmark = pytest.mark.timeout(1200)
+
 from services.demo.run import USERS, DemoResult, default_samples, run_demo  # noqa: E402
 
 
