@@ -31,7 +31,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
         per_night=800,
         budget=20,
         seed=1,
-        pool=800,
+        pool=1500,
         bad_per_night=2,
         samples=default_samples(),
         progress=lambda line: print(line, flush=True),
