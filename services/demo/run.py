@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import shutil
 import time
 import urllib.request
@@ -120,28 +119,26 @@ def _api(method: str, url: str, token: str, body: dict[str, Any] | None = None) 
         return json.loads(response.read() or b"null")
 
 
-def _scrape(url: str) -> str:
+def _samples(url: str) -> list[Any]:
+    """Every sample of a service's ``/metrics``, through prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
+        text = response.read().decode()
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name):
-            continue
-        head, _, value = line.rpartition(" ")
-        if head != name and not head.startswith(name + "{"):
-            continue
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
+def _scored(url: str) -> float:
+    return sum(s.value for s in _samples(url) if s.name == "ahunt_scorer_alerts_scored_total")
 
 
-def _live_versions(metrics_text: str) -> set[str]:
+def _live_versions(url: str) -> set[str]:
     """Versions the scorer reports as live (``ahunt_scorer_model_info`` == 1)."""
-    pattern = r'ahunt_scorer_model_info\{[^}]*version="([^"]+)"[^}]*\} 1\.0'
-    return set(re.findall(pattern, metrics_text))
+    return {
+        s.labels["version"]
+        for s in _samples(url)
+        if s.name == "ahunt_scorer_model_info" and s.value == 1.0
+    }
 
 
 def _wait(what: str, check: Callable[[], bool], timeout: float, every: float = 0.5) -> None:
@@ -309,7 +306,7 @@ def run_demo(
         published = [outcome.version]
         _wait(
             "the scorer loading v1",
-            lambda: outcome.version in _live_versions(_scrape(scorer_metrics)),
+            lambda: outcome.version in _live_versions(scorer_metrics),
             120,
         )
         progress(f"  {outcome.version} live")
@@ -323,11 +320,12 @@ def run_demo(
             messages = []
             if night == 1 and real:
                 messages += real
-            messages += list(messages_from_files(night_files[night]))
+            simulated = list(messages_from_files(night_files[night]))
+            messages += simulated
             bad = list(messages_from_files(bad_files[night]))
             bad_sent += len(bad)
             messages += bad
-            scored_before = _metric(_scrape(scorer_metrics), "ahunt_scorer_alerts_scored_total")
+            scored_before = _scored(scorer_metrics)
             for start in range(0, len(messages), 500):
                 delivery.send([OutMessage(INPUT_TOPIC, m) for m in messages[start : start + 500]])
             _wait(
@@ -335,15 +333,10 @@ def run_demo(
                 lambda: group_backlog(kafka, bootstrap_servers, SCORER_GROUP, INPUT_TOPIC) == 0,
                 600,
             )
-            scored = (
-                _metric(_scrape(scorer_metrics), "ahunt_scorer_alerts_scored_total") - scored_before
-            )
+            scored = _scored(scorer_metrics) - scored_before
             row = NightRow(night, len(night_files[night]), int(scored), live)
             baseline_alerts = [
-                r
-                for m in messages_from_files(night_files[night])
-                for r in decode_message(m)
-                if isinstance(r, Alert)
+                r for m in simulated for r in decode_message(m) if isinstance(r, Alert)
             ]
             base = baseline_shares(
                 baseline_alerts,
@@ -378,7 +371,7 @@ def run_demo(
                 version = result.version
                 _wait(
                     f"the scorer swapping to {version}",
-                    lambda v=version: v in _live_versions(_scrape(scorer_metrics)),  # type: ignore[misc]
+                    lambda v=version: v in _live_versions(scorer_metrics),  # type: ignore[misc]
                     120,
                 )
                 live = version

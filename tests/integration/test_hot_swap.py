@@ -7,7 +7,6 @@ outputs within a few seconds."""
 from __future__ import annotations
 
 import io
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,29 +27,18 @@ from models.preprocess import ZTF_SPEC, Preprocessing, assemble, fit_stamp, prep
 from services.common import schemas, store
 from services.common.alerts import Alert, decode_message
 from services.common.kafka import consumer, producer
-from services.common.metrics import ScorerMetrics
 from services.common.registry import Registry
 from services.common.settings import KafkaSettings
 from services.common.users import Budget, UserProfile, user_topic
 from services.scorer.app import ModelWatcher, build_loop
 from services.scorer.model import ModelSlot
 from services.scorer.settings import ScorerSettings
+from tests.infra_fixtures import shared_scorer_metrics
 
 V1, V2 = "ztf-0001", "ztf-0002"
 PHASE_BATCHES = 100  # alerts scored in each phase (v1, v2, v1 again) before moving on
 RATE = 100  # alerts per second produced
 SWITCH_WITHIN_S = 10.0  # generous: measured well under a second, see the printed numbers
-
-
-def shared_scorer_metrics() -> ScorerMetrics:
-    """Prometheus metrics are process-global: reuse an instance another test module made."""
-    for module in list(sys.modules.values()):
-        found = getattr(module, "METRICS", None)
-        if isinstance(found, ScorerMetrics):
-            return found
-    metrics = ScorerMetrics()
-    sys.modules[__name__].METRICS = metrics  # type: ignore[attr-defined]
-    return metrics
 
 
 @pytest.fixture(scope="module")

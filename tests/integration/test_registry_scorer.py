@@ -5,7 +5,6 @@ publish/promote, bit-for-bit rollback, and the ``ahunt models`` command."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -25,19 +24,9 @@ from services.scorer.app import ModelWatcher
 from services.scorer.handler import prepare_stamps
 from services.scorer.model import ModelSlot
 from services.scorer.settings import ScorerSettings
+from tests.infra_fixtures import shared_scorer_metrics
 
 V1, V2 = "ztf-0001", "ztf-0002"
-
-
-def shared_scorer_metrics() -> ScorerMetrics:
-    """Prometheus metrics are process-global: reuse an instance another test module made."""
-    for module in list(sys.modules.values()):
-        found = getattr(module, "METRICS", None)
-        if isinstance(found, ScorerMetrics):
-            return found
-    metrics = ScorerMetrics()
-    sys.modules[__name__].METRICS = metrics  # type: ignore[attr-defined]
-    return metrics
 
 
 def export_second_version(root: Path, alerts: list[Alert]) -> Path:
