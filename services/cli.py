@@ -29,20 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks")
     benches = bench.add_subparsers(dest="bench", required=True)
-    paper = benches.add_parser(
-        "paper",
-        help="reproduce the AHUNT paper's protocol on digits or MNIST",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    try:  # the serving install (scorer, feedback) has no torch: keep the command, explain it
-        from bench.paper.cli import add_arguments
-    except ImportError as exc:
-        paper.set_defaults(unavailable=f"needs the train and bench extras ({exc})")
-    else:
-        add_arguments(paper)
+    # Its options come from the learning code (losses, augmentations, methods), which needs torch
+    # and scikit-learn: parsed in a second step so that no other command pays for those imports.
+    benches.add_parser(
+        "paper", help="reproduce the AHUNT paper's protocol on digits or MNIST", add_help=False
+    ).set_defaults(deferred=_parse_paper)
 
     throughput = benches.add_parser(
-        "throughput", help="the scorer through a real broker, with stage ceilings",
+        "throughput",
+        help="the scorer through a real broker, with stage ceilings",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     from bench.throughput import add_arguments as throughput_arguments
@@ -104,8 +99,33 @@ def run_kafka(host: str, port: int) -> int:
     return 0
 
 
+def _parse_paper(rest: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="ahunt bench paper",
+        description="reproduce the AHUNT paper's protocol on digits or MNIST",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    try:  # the serving install (scorer, feedback) has no torch: keep the command, explain it
+        from bench.paper.cli import add_arguments
+    except ImportError as exc:
+        raise SystemExit(f"ahunt bench paper: needs the train and bench extras ({exc})") from exc
+    add_arguments(parser)
+    return parser.parse_args(rest, argparse.Namespace(command="bench", bench="paper"))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    deferred = getattr(args, "deferred", None)
+    if deferred is not None:
+        return deferred(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     if getattr(args, "unavailable", None):
         raise SystemExit(f"ahunt {args.command}: {args.unavailable}")
     if getattr(args, "run", None) is not None:

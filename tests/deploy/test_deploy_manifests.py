@@ -334,3 +334,28 @@ def test_healthcheck_reads_the_scorer_model_gauge() -> None:
     assert set(healthcheck.PORTS) <= subcommands() | pending_services()
     variables = {v for v, _ in healthcheck.PORTS.values()}
     check_env(variables, "deploy/healthcheck.py")
+
+
+def test_the_cli_parses_without_importing_the_learning_stack() -> None:
+    """Every `ahunt` process (scorer replicas included) builds the whole parser: importing torch
+    and scikit-learn there cost ~2.5 s and hundreds of MB per process for nothing."""
+    code = (
+        "import sys\n"
+        "from services.cli import parse_args\n"
+        "args = parse_args(['scorer'])\n"
+        "heavy = [m for m in ('torch', 'sklearn', 'onnx') if m in sys.modules]\n"
+        "print(args.command, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "scorer []", out.stderr[-2000:]
+
+
+def test_bench_paper_options_are_parsed_in_a_second_step() -> None:
+    from services.cli import parse_args
+
+    args = parse_args(["bench", "paper", "--dataset", "mnist", "--seeds", "2"])
+    assert (args.command, args.bench, args.dataset, args.seeds) == ("bench", "paper", "mnist", 2)
+    with pytest.raises(SystemExit):
+        parse_args(["bench", "paper", "--no-such-option"])
+    with pytest.raises(SystemExit):
+        parse_args(["scorer", "--no-such-option"])
