@@ -125,6 +125,22 @@ def weight_matrix(interests: Sequence[Interest], classes: Sequence[str]) -> np.n
     return np.stack([weight_vector(i, classes) for i in interests]).astype(np.float32)
 
 
+def dismissed_classes(interests: Sequence[Interest], classes: Sequence[str]) -> np.ndarray:
+    """(U, K+1) float32 indicator: 1 where the user said the known class bores them (an explicit
+    weight of 0). ``probs @ dismissed_classes(...).T`` is each user's p(a class they dismissed).
+
+    >>> dismissed_classes([Interest({"lens": 1.0, "streak": 0.0})], ["reserve", "lens", "streak"])
+    array([[0., 0., 1.]], dtype=float32)
+    """
+    return np.array(
+        [
+            [k > 0 and i.weights.get(c, None) == 0.0 for k, c in enumerate(classes)]
+            for i in interests
+        ],
+        dtype=np.float32,
+    ).reshape(len(interests), len(classes))
+
+
 def dismissed_matrix(interests: Sequence[Interest], classes: Sequence[str]) -> np.ndarray:
     """(U, K+1) float32: for each user, their reserve weight on the known classes they said
     bore them (an explicit weight of 0), else 0. See :func:`personal_scores`.
@@ -133,14 +149,7 @@ def dismissed_matrix(interests: Sequence[Interest], classes: Sequence[str]) -> n
     array([[0. , 0. , 0.2]], dtype=float32)
     """
     weights = weight_matrix(interests, classes)
-    boring = np.array(
-        [
-            [k > 0 and i.weights.get(c, None) == 0.0 for k, c in enumerate(classes)]
-            for i in interests
-        ],
-        dtype=np.float32,
-    ).reshape(len(interests), len(classes))
-    return np.asarray(boring * weights[:, :1], dtype=np.float32)
+    return np.asarray(dismissed_classes(interests, classes) * weights[:, :1], dtype=np.float32)
 
 
 def personal_scores(

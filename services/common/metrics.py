@@ -59,6 +59,11 @@ class ScorerMetrics:
             "ahunt_scorer_model_load_failures_total", "model versions refused at load", ["survey"]
         )
         self.users = Gauge("ahunt_scorer_users", "user profiles being scored for")
+        self.partition_share = Gauge(
+            "ahunt_scorer_partition_share",
+            "share of the input partitions this replica consumes (it spends that share of "
+            "every budget)",
+        )
 
 
 class RegistryMetrics:

@@ -187,6 +187,7 @@ class Scorer:
         self.users: list[UserProfile] = []
         self.selectors: dict[str, BudgetSelector] = {}
         self.selector_models: dict[str, str] = {}  # the model version each selector has seen
+        self.partition_share = 1.0  # the part of the input partitions this replica consumes
         self._users_loaded_at = -1e18
 
     def refresh_users(self, force: bool = False) -> None:
@@ -200,9 +201,20 @@ class Scorer:
             self.metrics.users.set(len(users))
         self._users_loaded_at = now
 
+    def set_partition_share(self, share: float) -> None:
+        """After a rebalance: this replica now sees ``share`` of the stream, and spends that
+        share of every user's budget (the replicas together spend one budget)."""
+        self.partition_share = share
+        for selector in self.selectors.values():
+            selector.share = share
+        self.metrics.partition_share.set(share)
+
     def _selector(self, survey: str, model_version: str) -> BudgetSelector:
         if survey not in self.selectors:
-            self.selectors[survey] = selector_for(self.users)
+            self.selectors[survey] = selector_for(
+                self.users, min_expected=self.settings.expected_alerts
+            )
+            self.selectors[survey].share = self.partition_share
         elif self.selector_models.get(survey) != model_version:
             self.selectors[survey].forget_scores()  # a new model: new score distributions
         self.selector_models[survey] = model_version
@@ -246,7 +258,7 @@ class Scorer:
 
     def _score(
         self, survey: str, alerts: list[Alert], sources: list[int], model: LoadedModel, pipe: Any
-) -> list[OutMessage]:
+    ) -> list[OutMessage]:
         wall = time.time()
         now = clock_of(alerts, wall) if self.settings.clock == "event" else wall
         t0 = time.perf_counter()
@@ -377,6 +389,16 @@ def update_lag(c: Consumer, metrics: ScorerMetrics) -> None:
         metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
 
 
+def partition_share(
+    c: Consumer, topics: Sequence[str], assigned: Sequence[TopicPartition]
+) -> float:
+    """The share of ``topics``' partitions in ``assigned`` (1.0 if the metadata is unknown)."""
+    metadata = c.list_topics(timeout=5).topics
+    total = sum(len(metadata[t].partitions) for t in topics if t in metadata)
+    mine = sum(1 for tp in assigned if tp.topic in topics)
+    return min(1.0, mine / total) if total else 1.0
+
+
 def build_loop(
     settings: ScorerSettings,
     kafka: KafkaSettings,
@@ -396,7 +418,17 @@ def build_loop(
         kafka, bootstrap, [*settings.input_topics, "ahunt.dlq", *(u.topic for u in scorer.users)]
     )
     c = consumer(kafka, bootstrap, settings.group_id)
-    c.subscribe(list(settings.input_topics))
+    topics = list(settings.input_topics)
+
+    def on_assign(client: Consumer, partitions: list[TopicPartition]) -> None:
+        scorer.set_partition_share(partition_share(client, topics, partitions))
+
+    def on_revoke(_client: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:  # no stale lag series for partitions another replica now owns
+            with contextlib.suppress(KeyError):
+                metrics.lag.remove(tp.topic, str(tp.partition))
+
+    c.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
     loop = ConsumerLoop(
         c,
         Delivery(producer(kafka, bootstrap)),

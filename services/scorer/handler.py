@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.interest import dismissed_matrix, exploration_scores, personal_scores, weight_matrix
+from models.interest import (
+    dismissed_classes,
+    dismissed_matrix,
+    exploration_scores,
+    personal_scores,
+    weight_matrix,
+)
 from models.preprocess import assemble, preprocess
 from services.common.alerts import Alert
 from services.common.users import Filters, UserProfile
@@ -109,7 +115,10 @@ def score_batch(
     novelty_mix: float,
     rng: np.random.Generator,
 ) -> ScoredBatch:
-    """Score one survey's alerts for every user and choose the deliveries."""
+    """Score one survey's alerts for every user and choose the deliveries.
+
+    An alert the model puts in a class the user dismissed (p > 1/2) reaches them by no strategy:
+    "not interesting" also closes the exploration shares of their budget to that class."""
     stamps = prepare_stamps(alerts, model)
     out = model.infer(stamps)
     classes = model.classes
@@ -122,9 +131,12 @@ def score_batch(
             out.probs,
             dismissed_matrix(interests, classes),
         )
+        eligible = eligibility(alerts, users)
+        eligible &= out.probs @ dismissed_classes(interests, classes).T <= 0.5
     else:
         scores = np.zeros((len(alerts), 0), np.float32)
-    picks = selector.select(scores, now, eligibility(alerts, users), rng) if users else []
+        eligible = np.zeros((len(alerts), 0), bool)
+    picks = selector.select(scores, now, eligible, rng) if users else []
     deliveries = [
         DeliveryChoice(p.alert, users[p.user].name, float(scores[p.alert, p.user]), p.reason)
         for p in picks

@@ -6,9 +6,15 @@ histogram on the logit scale, which resolves the crowded ends near 0 and 1) and 
 when it lands in the top ``B/N`` quantile. The budget is split over strategies: ``top`` (score
 above the quantile), ``uncertain`` (score closest to 0.5, where a label teaches the model most) and
 ``random`` (unbiased exploration); each delivery records which one chose it. Deliveries are
-paced by a token bucket (a small burst, then budget/period), and a count of recent deliveries
-per user makes the budget a hard cap: at most B deliveries in any rolling period, even while the
-quantile is still learning.
+paced by a token bucket that refills with the stream (B/N per alert, after a small burst), so a
+survey that observes 8 hours a night still gets the whole nightly budget spread over its night,
+and a count of recent deliveries per user makes the budget a hard cap: at most B deliveries in any
+rolling period, even while the quantile is still learning.
+
+N, the alerts per period, is counted exactly over the last period (in 1,440 buckets). Until a
+whole period has been seen (a new scorer, or after a gap longer than the period) it is taken as
+at least ``min_expected``: the operator's prior for the survey's volume (``AHUNT_SCORER_
+EXPECTED_ALERTS``). Too low a prior spends a fresh scorer's first budget early in its first night.
 
 Time is a monotone clock supplied by the caller: the alerts' own observation time for replays and
 simulations, wall time otherwise. Everything is numpy over (alerts x users) arrays; no I/O.
@@ -34,6 +40,34 @@ class Pick:
     alert: int  # row in the batch
     user: int  # column (index into the selector's users)
     reason: str  # "top" | "uncertain" | "random"
+
+
+class RollingCount:
+    """Alerts seen in the last ``period`` seconds of a monotone clock, in 1,440 buckets."""
+
+    BUCKETS = 1440
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.width = period / self.BUCKETS
+        self.buckets: deque[list[int]] = deque()  # [bucket index, alerts]
+        self.total = 0
+        self.since: float | None = None  # start of the unbroken history the count covers
+
+    def add(self, now: float, n: int) -> None:
+        b = int(now // self.width)
+        while self.buckets and self.buckets[0][0] <= b - self.BUCKETS:
+            self.total -= self.buckets.popleft()[1]
+        if not self.buckets:
+            self.since = now  # nothing within a period: the history starts again here
+        if self.buckets and self.buckets[-1][0] == b:
+            self.buckets[-1][1] += n
+        else:
+            self.buckets.append([b, n])
+        self.total += n
+
+    def covers_a_period(self, now: float) -> bool:
+        return self.since is not None and now - self.since >= self.period
 
 
 def _logit_bins(s: np.ndarray) -> np.ndarray:
@@ -86,10 +120,18 @@ class BudgetSelector:
     # (at least ``min_half_life``), so a drift (a dismissed class, new data) is absorbed within a
     # night whatever the survey's rate. A new model resets it outright (``forget_scores``).
     min_half_life: float = 100.0
-    # Until this many alerts per period have been seen, assume at least this many are coming, so
-    # the first batches do not spend the whole budget on whatever arrives first.
+    # Until a whole period has been seen, assume at least this many alerts per period are coming,
+    # so the first batches do not spend the whole budget on whatever arrives first.
     min_expected: float = 1_000.0
     burst: float = 0.1  # share of the budget available at once
+    # The score thresholds aim this much above the budget's share of the stream: a quantile read
+    # off binned, decaying histograms lands below its target more often than above, and the
+    # pacing and the hard cap stop any excess, so without it users get 75-90% of their budget.
+    headroom: float = 1.25
+    # The share of the stream this selector sees: a scorer replica consuming k of a topic's n
+    # partitions sees about k/n of the alerts, so it spends k/n of each budget (set on every
+    # rebalance). Without it, R replicas would deliver up to R budgets.
+    share: float = 1.0
     refresh_alerts: int = 2048  # thresholds are recomputed this often
 
     def __post_init__(self) -> None:
@@ -103,7 +145,7 @@ class BudgetSelector:
         # Pacing: a token bucket that starts with a small burst and refills at budget/period, so
         # the budget is spread over the period instead of spent on the first alerts of a night.
         self.tokens = np.maximum(1.0, np.ceil(self.budgets * self.burst)).clip(max=self.budgets)
-        self.window = np.zeros(n)  # alerts seen in the last period, per user (decayed count)
+        self.counts: dict[float, RollingCount] = {}  # alerts per period, one per distinct period
         self.seen = 0
         self.clock: float | None = None
         self._pending: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
@@ -117,13 +159,28 @@ class BudgetSelector:
     def _advance(self, now: float, n: int) -> None:
         if self.clock is None:
             self.clock = now
-        elapsed = max(0.0, now - self.clock)
         self.clock = max(self.clock, now)
-        self.tokens = np.minimum(self.budgets, self.tokens + self.budgets * elapsed / self.periods)
-        # Exponentially windowed count over one period: at a steady rate r it tends to r*period,
-        # the number of alerts the budget is a share of. Early on it undercounts, so more alerts
-        # pass (down to the ``min_expected`` prior), and the hard cap stops them.
-        self.window = self.window * np.exp(-elapsed / self.periods) + n
+        for period in np.unique(self.periods):
+            if float(period) not in self.counts:
+                self.counts[float(period)] = RollingCount(float(period))
+        for count in self.counts.values():
+            count.add(self.clock, n)
+        # Pacing follows the stream: each alert is worth B/N of a token, so a period's alerts
+        # earn about one budget wherever in the day they arrive.
+        allowance = self.allowance()
+        self.tokens = np.minimum(
+            self._token_cap(allowance), self.tokens + allowance * n / self.expected()
+        )
+
+    def expected(self) -> np.ndarray:
+        """(U,) alerts per period each user's budget is a share of."""
+        out = np.full(len(self.users), self.min_expected)
+        for period, count in self.counts.items():
+            n = float(count.total)
+            if not count.covers_a_period(self.clock or 0.0):
+                n = max(n, self.min_expected)
+            out[self.periods == period] = max(n, 1.0)
+        return out
 
     def _observe(self, score_bins: np.ndarray, uncertainty_bins: np.ndarray) -> None:
         """Queue the batch for the histograms; fold the queue in and recompute the thresholds
@@ -135,7 +192,7 @@ class BudgetSelector:
         self._pending[1].append((uncertainty_bins + offsets).ravel())
         self._pending_n += n
         self.seen += n
-        per_period = float(self.window.max(initial=0.0))
+        per_period = float(self.expected().max(initial=0.0))
         # Refresh every ``refresh_alerts``, sooner on a small stream, but never more often than
         # once per ``n_users`` alerts: a refresh costs (users x bins), so that bounds its share
         # per alert whatever the number of users.
@@ -153,7 +210,7 @@ class BudgetSelector:
             hist += np.bincount(np.concatenate(queued), minlength=size).reshape(-1, _BINS)
             queued.clear()
         self._pending_n = 0
-        f = self.fractions()
+        f = self.fractions() * self.headroom
         self._top_bin = _upper_threshold_bins(self.hist_score, f * self.shares[:, 0])
         self._unc_bin = _lower_threshold_bins(self.hist_uncertain, f * self.shares[:, 1])
 
@@ -169,7 +226,16 @@ class BudgetSelector:
 
     def fractions(self) -> np.ndarray:
         """(U,) the share of alerts each user should receive at the current arrival rate."""
-        return np.clip(self.budgets / np.maximum(self.window, self.min_expected), 0.0, 1.0)
+        return np.clip(self.allowance() / self.expected(), 0.0, 1.0)
+
+    def allowance(self) -> np.ndarray:
+        """(U,) this selector's part of each budget per period."""
+        return self.budgets * self.share
+
+    @staticmethod
+    def _token_cap(allowance: np.ndarray) -> np.ndarray:
+        # at least one token where there is any allowance, so a small part can still deliver
+        return np.where(allowance > 0, np.maximum(allowance, 1.0), 0.0)
 
     def remaining(self, user: int) -> int:
         """Deliveries still allowed to ``user`` in the rolling period ending at the clock."""
@@ -177,7 +243,7 @@ class BudgetSelector:
         horizon = (self.clock or 0.0) - self.periods[user]
         while times and times[0] <= horizon:
             times.popleft()
-        return int(self.budgets[user]) - len(times)
+        return int(np.ceil(self.allowance()[user] - 1e-9)) - len(times)
 
     # -- selection -----------------------------------------------------------------------------
 
@@ -235,10 +301,14 @@ class BudgetSelector:
 
 
 def selector_for(
-    profiles: Sequence[UserProfile], previous: BudgetSelector | None = None
+    profiles: Sequence[UserProfile],
+    previous: BudgetSelector | None = None,
+    min_expected: float | None = None,
 ) -> BudgetSelector:
     """A selector for ``profiles``, carrying over the state of users that were already there
-    (profile edits must not reset a user's score distribution or refill their budget)."""
+    (profile edits must not reset a user's score distribution or refill their budget).
+    ``min_expected`` (default: the previous selector's, else 1,000) is the prior for the alerts
+    per period until a whole period has been seen."""
     names = [p.name for p in profiles]
     sel = BudgetSelector(
         names,
@@ -248,9 +318,15 @@ def selector_for(
             [[p.strategy_shares()[s] for s in STRATEGY_ORDER] for p in profiles], dtype=np.float64
         ).reshape(len(names), 3),
     )
+    if min_expected is not None:
+        sel.min_expected = float(min_expected)
+    elif previous is not None:
+        sel.min_expected = previous.min_expected
     sel.interests = [p.interest.to_dict() for p in profiles]
     if previous is not None:
         sel.clock, sel.seen = previous.clock, previous.seen
+        sel.counts = previous.counts  # the same stream: its volume carries over
+        sel.share = previous.share
         old = {u: i for i, u in enumerate(previous.users)}
         for i, u in enumerate(names):
             if u in old:
@@ -262,5 +338,4 @@ def selector_for(
                     sel.hist_uncertain[i] = previous.hist_uncertain[j]
                 sel.recent[i] = deque(previous.recent[j])
                 sel.tokens[i] = min(previous.tokens[j], sel.budgets[i])
-                sel.window[i] = previous.window[j]
     return sel

@@ -33,6 +33,12 @@ class ScorerSettings(BaseSettings):
     novelty_mix: float = Field(
         default=0.5, ge=0.0, le=1.0, description="latent novelty's share of the exploration score"
     )
+    expected_alerts: float = Field(
+        default=1_000.0,
+        gt=0,
+        description="alerts per budget period to assume until a whole period has been seen "
+        "(budgets are a share of the stream): set it near the survey's volume per night",
+    )
     clock: Literal["event", "wall"] = Field(
         default="event", description="budget clock: alert observation time or wall time"
     )

@@ -93,11 +93,13 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     deadline = time.monotonic() + 60
     while sum(handled) < len(ztf_payloads) + 1 and time.monotonic() < deadline:
         loop.step()
-    loop.consumer.close()
     assert sum(handled) == len(ztf_payloads) + 1
-    # The consumer-lag gauge was filled for the input topic (never negative).
+    # The consumer-lag gauge was filled for the input topic (never negative)...
     lags = [s for m in METRICS.lag.collect() for s in m.samples if s.labels["topic"] == src]
     assert lags and all(s.value >= 0 for s in lags)
+    loop.consumer.close()
+    # ... and leaving the group drops the series of the partitions it no longer owns.
+    assert not [s for m in METRICS.lag.collect() for s in m.samples if s.labels["topic"] == src]
 
     ids = {a.alert_id for a in ztf_alerts}
     got = {u.name: _read_topic(kafka_bootstrap, kafka_settings, user_topic(u.name)) for u in users}
@@ -133,3 +135,71 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     mine = [d for d in letters if bytes.fromhex(d["original"]) == poison]
     assert len(mine) == 1 and mine[0]["reason"] == "bad_magic"
     assert mine[0]["source"]["topic"] == src and mine[0]["model_version"] == "ztf:ztf-0001"
+
+
+def test_replicas_in_one_group_split_every_budget_by_their_partitions(
+    kafka_bootstrap: str,
+    kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str],
+    group_id: str,
+    model_root: Path,
+    redis_client: redis.Redis,
+) -> None:
+    """Two scorers sharing a 4-partition topic each see half the stream, so each spends half of
+    every user's budget: together they deliver one budget, not two."""
+    src = new_topic("alerts", partitions=4)
+    settings = ScorerSettings(
+        input_topics=[src], group_id=group_id, model_dir=model_root, batch_size=32, metrics_port=0
+    )
+    slot = ModelSlot()
+    ModelWatcher(settings, slot, METRICS).check()
+    loops = [
+        build_loop(settings, kafka_settings, kafka_bootstrap, redis_client, METRICS, slot)
+        for _ in range(2)
+    ]
+    try:
+
+        def shares() -> list[float]:
+            return [loop.handler.partition_share for loop in loops]  # type: ignore[attr-defined]
+
+        deadline = time.monotonic() + 60
+        while shares() != [0.5, 0.5] and time.monotonic() < deadline:
+            for loop in loops:
+                loop.step()
+        assert shares() == [0.5, 0.5]
+        scorer = loops[0].handler
+        selector = scorer._selector("ztf", "ztf-0001")  # type: ignore[attr-defined]
+        assert selector.share == 0.5
+    finally:
+        for loop in loops:
+            loop.consumer.close()
+
+
+def test_a_dismissed_class_reaches_the_user_by_no_strategy(
+    model_root: Path, ztf_alerts: list[Alert]
+) -> None:
+    """Random and uncertain picks explore, but not into a class the user called not interesting:
+    with the whole stream as budget, only alerts the model puts outside it (p <= 1/2) pass."""
+    # (Without the rule a budget this size takes every alert for both users.)
+    from services.scorer.handler import score_batch
+    from services.scorer.selection import selector_for
+
+    model = load_model(model_root / "ztf" / "ztf-0001")
+    explore = {"random": 1.0}
+    users = [
+        UserProfile(name="everything", budget=Budget(alerts=100_000), strategy=explore),
+        UserProfile(
+            name="no-normal",
+            weights={"normal": 0.0},
+            budget=Budget(alerts=100_000),
+            strategy=explore,
+        ),
+    ]
+    batch = score_batch(
+        ztf_alerts, model, users, selector_for(users), 0.0, 0.5, np.random.default_rng(0)
+    )
+    p_normal = batch.probs[:, batch.classes.index("normal")]
+    got = {u.name: {d.alert for d in batch.deliveries if d.user == u.name} for u in users}
+    assert got["everything"] == set(range(len(ztf_alerts)))
+    assert got["no-normal"] == {i for i in range(len(ztf_alerts)) if p_normal[i] <= 0.5}
+    assert len(got["no-normal"]) < len(ztf_alerts)  # (this one-class model: none pass)
