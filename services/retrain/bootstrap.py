@@ -152,7 +152,14 @@ def bootstrap(
             raise ValueError(f"bootstrap needs at least 2 alerts, got {len(examples)}")
         with timer.phase("dataset"):
             data = split(examples, settings.holdout_fraction, settings.min_class_for_holdout)
-            storage.save_pool(client, survey, examples, spec, preprocessing)
+            storage.save_pool(
+                client,
+                survey,
+                examples,
+                spec,
+                preprocessing,
+                unlabelled_class=normalise_class_name(default_label),
+            )
             interests = interests_of(client)
         log.info(
             "%s: bootstrap on %d alerts (%d held out) %s",

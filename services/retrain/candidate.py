@@ -105,6 +105,7 @@ def gate_config(settings: RetrainSettings) -> GateConfig:
     return GateConfig(
         parity_tolerance=settings.parity_tolerance,
         recall_tolerance=settings.recall_tolerance,
+        unlabelled_recall_tolerance=settings.unlabelled_recall_tolerance,
         auroc_tolerance=settings.auroc_tolerance,
         slack_examples=settings.slack_examples,
         min_holdout_per_class=settings.min_holdout_per_class,
@@ -141,6 +142,7 @@ def publish_candidate(
     settings: RetrainSettings,
     timer: PhaseTimer,
     extra_metrics: Mapping[str, float] | None = None,
+    unlabelled_class: str | None = None,
 ) -> Published:
     """Export, gate and publish ``learner`` as the next version of ``survey`` (module doc).
 
@@ -205,6 +207,7 @@ def publish_candidate(
                 config,
                 reference_probs=torch_out.probs if len(holdout) else None,
                 probe=probe,
+                unlabelled_class=unlabelled_class,
             )
         log.info("gate for %s: %s", version, result.summary())
 

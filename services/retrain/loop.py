@@ -87,6 +87,7 @@ class _Data:
     holdout: Examples
     detector_x: np.ndarray
     labels_used: int
+    unlabelled_class: str | None
 
 
 def _dataset(client: Any, survey: str, spec: InputSpec, settings: RetrainSettings) -> _Data | None:
@@ -113,7 +114,8 @@ def _dataset(client: Any, survey: str, spec: InputSpec, settings: RetrainSetting
         return None
     recent = storage.recent_stamps(client, survey, spec, settings.detector_recent_max)
     detector_x = np.concatenate([data.train.x, recent]) if len(recent) else data.train.x
-    return _Data(data.train, data.holdout, detector_x, len(labelled.examples))
+    unlabelled = pool.unlabelled_class if pool is not None else None
+    return _Data(data.train, data.holdout, detector_x, len(labelled.examples), unlabelled)
 
 
 def _warm_start(
@@ -205,6 +207,7 @@ def _retrain(
         settings=settings,
         timer=timer,
         extra_metrics=extra,
+        unlabelled_class=data.unlabelled_class,
     )
     return RetrainOutcome(
         survey,

@@ -54,6 +54,13 @@ class RetrainSettings(BaseSettings):
     recall_tolerance: float = Field(
         default=0.05, ge=0.0, le=1.0, description="allowed per-class recall drop vs the live model"
     )
+    unlabelled_recall_tolerance: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="allowed recall drop of the bootstrap pool's class (unlabelled alerts of "
+        "every kind: learning a kind moves some of them out of it)",
+    )
     auroc_tolerance: float = Field(
         default=0.02, ge=0.0, le=1.0, description="allowed drop of each user's interest AUROC"
     )

@@ -59,13 +59,22 @@ class Pool:
     spec: InputSpec
     preprocessing: Preprocessing
     created_at: float
+    # The class given to the alerts nobody labelled (``--label``): a name, not knowledge, so the
+    # gate does not hold a candidate to it (None for pools saved before it was recorded).
+    unlabelled_class: str | None = None
 
 
 def save_pool(
-    client: Any, survey: str, examples: Examples, spec: InputSpec, preprocessing: Preprocessing
+    client: Any,
+    survey: str,
+    examples: Examples,
+    spec: InputSpec,
+    preprocessing: Preprocessing,
+    unlabelled_class: str | None = None,
 ) -> None:
     """Replace the survey's bootstrap pool (one transaction: readers see old or new)."""
     meta = {
+        "unlabelled_class": unlabelled_class,
         "ids": list(examples.ids),
         "labels": list(examples.labels),
         "spec": spec.to_dict(),
@@ -91,7 +100,11 @@ def load_pool(client: Any, survey: str) -> Pool | None:
     x = np.concatenate(chunks) if chunks else np.zeros((0, *spec.shape), np.float32)
     examples = Examples(tuple(meta["ids"]), x, tuple(meta["labels"]))
     return Pool(
-        examples, spec, Preprocessing.from_dict(meta["preprocessing"]), float(meta["created_at"])
+        examples,
+        spec,
+        Preprocessing.from_dict(meta["preprocessing"]),
+        float(meta["created_at"]),
+        meta.get("unlabelled_class"),
     )
 
 
