@@ -56,12 +56,15 @@ class Oracle:
     truth: Mapping[str, Mapping[str, str]]
     interesting: frozenset[str]
     boring: frozenset[str]
+    # A user hunting one kind answers "not interesting" to every other kind they are shown
+    # (True), or labels them with no opinion (False) and only dismisses ``boring``.
+    others_boring: bool = False
     received: list[Received] = field(default_factory=list)
 
     def answer(self, true_class: str) -> bool | None:
         if true_class in self.interesting:
             return True
-        if true_class in self.boring:
+        if true_class in self.boring or self.others_boring:
             return False
         return None
 
@@ -155,6 +158,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--truth", type=Path, required=True, help="truth.csv from ahunt simulate")
     p.add_argument("--interesting", nargs="+", default=[], metavar="CLASS")
     p.add_argument("--boring", nargs="+", default=[], metavar="CLASS")
+    p.add_argument(
+        "--others-boring",
+        action="store_true",
+        help="answer 'not interesting' to every class not listed as interesting",
+    )
     p.add_argument("--follow", action="store_true", help="keep reading until Ctrl-C")
 
 
@@ -174,6 +182,7 @@ def main(args: argparse.Namespace) -> int:
         truth=read_truth(args.truth),
         interesting=frozenset(args.interesting),
         boring=frozenset(args.boring),
+        others_boring=args.others_boring,
     )
     try:
         while True:

@@ -24,6 +24,8 @@ import argparse
 import json
 import logging
 import shutil
+import signal
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -78,6 +80,8 @@ class NightRow:
     model_version: str  # the version live while the night was scored
     delivered: dict[str, int] = field(default_factory=dict)
     interesting_share: dict[str, float] = field(default_factory=dict)
+    # the same share among the deliveries the model chose as top picks (not exploration)
+    top_share: dict[str, float] = field(default_factory=dict)
     boring_delivered: dict[str, int] = field(default_factory=dict)
     baseline_share: dict[str, float] = field(default_factory=dict)
     retrain: str = ""
@@ -91,6 +95,7 @@ class DemoResult:
     versions_seen: dict[str, list[str]]
     dead_letters: list[dict[str, Any]]
     bad_packets: int
+    deliveries: dict[str, list[dict[str, Any]]]  # per user: what arrived, its class and reason
     seconds: float
     out: Path
 
@@ -228,6 +233,8 @@ def run_demo(
         "AHUNT_SCORER_USERS_REFRESH_S": "1",
         "AHUNT_SCORER_MODELS_REFRESH_S": "1",
         "AHUNT_SCORER_SEED": str(seed),
+        # The operator's prior for the stream's volume: the survey sends about this many a night.
+        "AHUNT_SCORER_EXPECTED_ALERTS": str(per_night),
         "AHUNT_FEEDBACK_RATE_LIMIT_PER_S": "10000",
         "AHUNT_FEEDBACK_RATE_LIMIT_BURST": "10000",
     }
@@ -260,12 +267,19 @@ def run_demo(
                     "budget": {"alerts": budget, "period": "night"},
                 },
             )
+            # Each user hunts one kind: every other kind they are shown is "not interesting".
             oracles[u.name] = Oracle(
-                u.name, token, feedback, truth, frozenset(u.interesting), frozenset(u.boring)
+                u.name,
+                token,
+                feedback,
+                truth,
+                frozenset(u.interesting),
+                frozenset(u.boring),
+                others_boring=True,
             )
             progress(
-                f"  user {u.name}: likes {', '.join(u.interesting)}; bored by "
-                f"{', '.join(u.boring)}; {budget} alerts a night on {user_topic(u.name)}"
+                f"  user {u.name}: likes {', '.join(u.interesting)}, nothing else (striking but "
+                f"boring: {', '.join(u.boring)}); {budget} alerts a night on {user_topic(u.name)}"
             )
 
         # -- version 1 -------------------------------------------------------------------------
@@ -354,6 +368,10 @@ def run_demo(
                     if tonight
                     else 0.0
                 )
+                top = [r for r in tonight if r.reason == "top"]
+                row.top_share[u.name] = (
+                    sum(r.true_class in u.interesting for r in top) / len(top) if top else 0.0
+                )
                 row.boring_delivered[u.name] = sum(r.true_class in u.boring for r in tonight)
                 picks = base[u.name]
                 row.baseline_share[u.name] = sum(c in u.interesting for c in picks) / max(
@@ -391,6 +409,7 @@ def run_demo(
             versions_seen=versions_seen,
             dead_letters=dead,
             bad_packets=bad_sent,
+            deliveries={name: [asdict(r) for r in o.received] for name, o in oracles.items()},
             seconds=0.0,
             out=out,
         )
@@ -420,10 +439,10 @@ def format_row(row: NightRow, header: bool) -> str:
     names = [u.name for u in USERS]
     lines = []
     if header:
-        cols = "".join(f" | {n}: got  liked  boring  (iforest)" for n in names)
+        cols = "".join(f" | {n}: got  liked  (top)  boring  (iforest)" for n in names)
         lines.append(f"night  alerts  scored  model    {cols} | retrain")
     cells = "".join(
-        f" |    {row.delivered[n]:>5}  {row.interesting_share[n]:>5.0%}"
+        f" |    {row.delivered[n]:>5}  {row.interesting_share[n]:>5.0%}  ({row.top_share[n]:>4.0%})"
         f"  {row.boring_delivered[n]:>6}  ({row.baseline_share[n]:>4.0%}) "
         for n in names
     )
@@ -503,6 +522,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    # SIGTERM unwinds like Ctrl-C, so the stack's children and servers are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     result = run_demo(
         args.out,
         nights=args.nights,

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-# The shortened demo takes ~4-5 minutes on 2 cores (the module fixture runs inside the first test).
+# The shortened demo takes ~3-5 minutes on 2 cores (the module fixture runs inside the first test).
 pytestmark = pytest.mark.timeout(1200)
 
 from services.demo.run import USERS, DemoResult, default_samples, run_demo  # noqa: E402
@@ -27,7 +27,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
     out = tmp_path_factory.mktemp("demo") / "out"
     return run_demo(
         out,
-        nights=4,
+        nights=5,
         per_night=800,
         budget=20,
         seed=1,
@@ -42,16 +42,18 @@ def test_each_user_finds_more_of_what_they_like_and_beats_the_pixel_baseline(
     demo: DemoResult,
 ) -> None:
     first, last = demo.rows[0], demo.rows[-1]
-    # Satellites are striking: bob's cold start (novelty alone) may already find only them, so
-    # his share cannot rise from 100%; lensed arcs must be learnt, so alice's must rise.
+    # Lensed arcs must be learnt (novelty alone never finds them on the first night), so alice's
+    # share rises most; satellites are striking, so bob's cold start already finds some.
     assert last.interesting_share["alice"] >= first.interesting_share["alice"] + 0.3
     for user in USERS:
         name = user.name
-        assert last.delivered[name] >= 5, f"{name} received almost nothing on the last night"
-        assert last.interesting_share[name] >= first.interesting_share[name], name
+        assert last.delivered[name] >= 10, f"{name} got half their budget or less"
+        assert last.interesting_share[name] >= first.interesting_share[name] + 0.1, name
         assert last.interesting_share[name] >= 5 * demo.stream_share[name], name
         baseline = sum(r.baseline_share[name] for r in demo.rows) / len(demo.rows)
         assert last.interesting_share[name] > baseline + 0.1, name
+        # The model's own picks (not the exploration share of the budget) are what it learnt.
+        assert last.top_share[name] >= last.interesting_share[name], name
 
 
 def test_a_class_one_user_dismissed_stops_reaching_them_but_not_the_other_user(
