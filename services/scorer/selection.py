@@ -141,6 +141,12 @@ class BudgetSelector:
         self.shares = np.asarray(self.shares, dtype=np.float64).reshape(n, 3)
         self.hist_score = np.zeros((n, _BINS))
         self.hist_uncertain = np.zeros((n, _BINS))
+        # Decayed counts of alerts seen and of those eligible for each user (filters, dismissed
+        # classes), with the histograms' decay: the budget is a share of what a user can receive,
+        # so a user whose filters pass 5% of the stream still gets B, from that 5%.
+        self.seen_mass = np.zeros(n)
+        self.eligible_mass = np.zeros(n)
+        self._pending_eligible = np.zeros(n)
         self.recent: list[deque[float]] = [deque() for _ in range(n)]  # delivery times
         # Pacing: a token bucket that starts with a small burst and refills at budget/period, so
         # the budget is spread over the period instead of spent on the first alerts of a night.
@@ -182,14 +188,18 @@ class BudgetSelector:
             out[self.periods == period] = max(n, 1.0)
         return out
 
-    def _observe(self, score_bins: np.ndarray, uncertainty_bins: np.ndarray) -> None:
-        """Queue the batch for the histograms; fold the queue in and recompute the thresholds
-        every ``refresh_alerts`` alerts. The distributions move slowly, and recomputing
-        (users x bins) cumulative sums for every batch would dominate with 1,000 users."""
+    def _observe(
+        self, score_bins: np.ndarray, uncertainty_bins: np.ndarray, eligible: np.ndarray
+    ) -> None:
+        """Queue the batch's eligible (alert, user) pairs for the histograms; fold the queue in
+        and recompute the thresholds every ``refresh_alerts`` alerts. The distributions move
+        slowly, and recomputing (users x bins) cumulative sums for every batch would dominate
+        with 1,000 users."""
         n, n_users = score_bins.shape
         offsets = (np.arange(n_users) * _BINS)[None, :]
-        self._pending[0].append((score_bins + offsets).ravel())
-        self._pending[1].append((uncertainty_bins + offsets).ravel())
+        self._pending[0].append((score_bins + offsets)[eligible])
+        self._pending[1].append((uncertainty_bins + offsets)[eligible])
+        self._pending_eligible += eligible.sum(axis=0)
         self._pending_n += n
         self.seen += n
         per_period = float(self.expected().max(initial=0.0))
@@ -209,6 +219,9 @@ class BudgetSelector:
             # bincount on flat (user, bin) indices: one pass, far cheaper than np.add.at
             hist += np.bincount(np.concatenate(queued), minlength=size).reshape(-1, _BINS)
             queued.clear()
+        self.seen_mass = self.seen_mass * decay + self._pending_n
+        self.eligible_mass = self.eligible_mass * decay + self._pending_eligible
+        self._pending_eligible[:] = 0.0
         self._pending_n = 0
         f = self.fractions() * self.headroom
         self._top_bin = _upper_threshold_bins(self.hist_score, f * self.shares[:, 0])
@@ -219,14 +232,18 @@ class BudgetSelector:
         accounting is kept. Thresholds are re-learnt from the next batches."""
         self.hist_score[:] = 0.0
         self.hist_uncertain[:] = 0.0
+        self.seen_mass[:] = self.eligible_mass[:] = self._pending_eligible[:] = 0.0
         for queued in self._pending:
             queued.clear()
         self._pending_n = 0
         self._top_bin = self._unc_bin = None
 
     def fractions(self) -> np.ndarray:
-        """(U,) the share of alerts each user should receive at the current arrival rate."""
-        return np.clip(self.allowance() / self.expected(), 0.0, 1.0)
+        """(U,) the share of each user's eligible alerts they should receive."""
+        eligible = np.where(
+            self.seen_mass > 0, self.eligible_mass / np.maximum(self.seen_mass, 1e-12), 1.0
+        )
+        return np.clip(self.allowance() / (self.expected() * np.maximum(eligible, 1e-9)), 0.0, 1.0)
 
     def allowance(self) -> np.ndarray:
         """(U,) this selector's part of each budget per period."""
@@ -265,10 +282,10 @@ class BudgetSelector:
         rng = rng or np.random.default_rng()
         self._advance(now, n)
         score_bins, uncertainty_bins = _logit_bins(scores), _uncertainty_bins(scores)
-        self._observe(score_bins, uncertainty_bins)
+        ok = np.ones_like(scores, dtype=bool) if eligible is None else np.array(eligible, bool)
+        self._observe(score_bins, uncertainty_bins, ok)
         assert self._top_bin is not None and self._unc_bin is not None
         f = self.fractions()
-        ok = np.ones_like(scores, dtype=bool) if eligible is None else np.asarray(eligible, bool)
         ok &= (self.tokens >= 1.0)[None, :]  # users with no budget left cost nothing below
 
         # Candidate masks per strategy (N, U).
@@ -336,6 +353,8 @@ def selector_for(
                 if previous.interests and previous.interests[j] == sel.interests[i]:
                     sel.hist_score[i] = previous.hist_score[j]
                     sel.hist_uncertain[i] = previous.hist_uncertain[j]
+                    sel.seen_mass[i] = previous.seen_mass[j]
+                    sel.eligible_mass[i] = previous.eligible_mass[j]
                 sel.recent[i] = deque(previous.recent[j])
                 sel.tokens[i] = min(previous.tokens[j], sel.budgets[i])
     return sel

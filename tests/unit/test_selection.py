@@ -174,3 +174,22 @@ def test_replicas_with_half_the_stream_each_deliver_half_the_budget() -> None:
         assert sel.remaining(0) >= 0
     assert all(n <= budget // 2 for n in halves), halves
     assert sum(halves) >= budget - 4, halves
+
+
+def test_a_narrow_filter_still_gets_its_budget_from_the_alerts_it_lets_through() -> None:
+    """A cone (or a dismissed class) that passes 10% of the stream: the budget is a share of
+    those 10%, not of the whole stream, or the user would get a tenth of it."""
+    rng = np.random.default_rng(9)
+    per_night, budget = 4_000, 20
+    sel = selector_for(_profiles(("alice", budget, {"top": 1.0})), min_expected=per_night)
+    for night in range(3):
+        scores = rng.random((per_night, 1))
+        eligible = rng.random((per_night, 1)) < 0.1
+        picks: list[int] = []
+        for start in range(0, per_night, 100):
+            sl = slice(start, start + 100)
+            now = night * 86_400.0 + 8 * 3_600.0 * (start + 100) / per_night
+            picks += [start + p.alert for p in sel.select(scores[sl], now, eligible[sl])]
+        assert all(eligible[picks, 0])
+        assert budget - 5 <= len(picks) <= budget, (night, len(picks))
+        assert np.median(scores[picks, 0]) > 0.9  # the top of the eligible alerts
