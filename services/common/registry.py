@@ -379,6 +379,41 @@ class Registry:
         log.info("rolled %s back to %s", survey, target)
         return target
 
+    def prune(self, survey: str, keep: int) -> list[str]:
+        """Delete old versions, bytes and record, so the registry does not grow without bound
+        (a model is a few MB; retraining hourly would add ~2 GB a month). Kept: the live
+        version, the ``keep`` versions that were live before it (the rollback targets), and the
+        ``keep`` most recent versions (whatever their status, so recent rejections stay visible).
+        Returns the deleted versions, oldest first. One transaction under WATCH of the pointer
+        and history, so a concurrent promote or rollback makes it retry, never races it."""
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        pointer, history, index = live_key(survey), history_key(survey), versions_key(survey)
+
+        def body(pipe: Any) -> list[str]:
+            versions = [v.decode() for v in pipe.zrange(index, 0, -1)]
+            live = _text(pipe.get(pointer))
+            past = [v for v in (_text(x) for x in pipe.lrange(history, 0, -1)) if v is not None]
+            earlier = [v for v in past if v != live]
+            kept = {live, *earlier[-keep:], *versions[-keep:]}
+            doomed = [v for v in versions if v not in kept]
+            if not doomed:
+                pipe.unwatch()
+                return []
+            pipe.multi()
+            pipe.delete(*(model_key(survey, v) for v in doomed))
+            pipe.zrem(index, *doomed)
+            remaining = [v for v in past if v not in doomed]
+            pipe.delete(history)
+            if remaining:
+                pipe.rpush(history, *remaining)
+            return doomed
+
+        deleted = self._transaction([pointer, history, index], body)
+        if deleted:
+            log.info("pruned %s: %s", survey, ", ".join(deleted))
+        return deleted
+
     @staticmethod
     def _announce(pipe: Any, survey: str, version: str, action: str, previous: str | None) -> None:
         message = {

@@ -92,6 +92,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     reject.add_argument("--reason", required=True)
     rollback = actions.add_parser("rollback", help="the previously live version becomes live")
     rollback.add_argument("--survey", required=True)
+    prune = actions.add_parser(
+        "prune", help="delete old versions: keep the live one, N rollback targets, N most recent"
+    )
+    prune.add_argument("--survey", required=True)
+    prune.add_argument("--keep", type=int, default=10)
     fetch = actions.add_parser("fetch", help="copy a version out as DIR/<survey>/<version>/")
     fetch.add_argument("version")
     fetch.add_argument("--to", type=Path, required=True, dest="to")
@@ -137,6 +142,9 @@ def run(args: argparse.Namespace, registry: Registry) -> int:
         print(f"{args.version} rejected")
     elif action == "rollback":
         print(f"{args.survey}: {registry.rollback(args.survey)} is live")
+    elif action == "prune":
+        deleted = registry.prune(args.survey, args.keep)
+        print(f"{args.survey}: deleted {', '.join(deleted) if deleted else 'nothing'}")
     elif action == "fetch":
         print(_copy_out(registry, args.version, args.to))
     else:  # pragma: no cover - argparse restricts the choices

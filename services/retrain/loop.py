@@ -209,6 +209,9 @@ def _retrain(
         extra_metrics=extra,
         unlabelled_class=data.unlabelled_class,
     )
+    if settings.keep_versions:  # the registry would otherwise grow by one model per run
+        for old in registry.prune(survey, settings.keep_versions):
+            storage.delete_learner_state(client, survey, old)
     return RetrainOutcome(
         survey,
         published.outcome,

@@ -16,6 +16,12 @@ class RetrainSettings(BaseSettings):
 
     surveys: list[str] = Field(default_factory=lambda: ["ztf"], description="surveys retrained")
     # Triggers: a run starts when either is due; "--now" runs once regardless.
+    keep_versions: int = Field(
+        default=20,
+        ge=0,
+        description="after each run, delete registry versions beyond the live one, this many "
+        "rollback targets and this many most recent (0 keeps every version)",
+    )
     interval_minutes: float = Field(default=60.0, gt=0, description="run at least this often")
     min_new_labels: int = Field(
         default=20, ge=1, description="run when the label revision moved this much since the last"

@@ -190,6 +190,10 @@ def save_learner_state(client: Any, survey: str, version: str, state: bytes) -> 
     client.set(learner_key(survey, version), state)
 
 
+def delete_learner_state(client: Any, survey: str, version: str) -> None:
+    client.delete(learner_key(survey, version))
+
+
 def load_learner_state(client: Any, survey: str, version: str) -> bytes | None:
     raw: bytes | None = client.get(learner_key(survey, version))
     return raw

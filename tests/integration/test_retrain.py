@@ -377,3 +377,26 @@ def test_a_candidate_that_cannot_be_exported_is_rejected_unpublished(
     assert outcome.version is None and registry.versions("ztf") == []
     assert _value(prom, "ahunt_retrain_gate_rejections_total", survey="ztf", reason=kind) == 1
     assert not list((settings.work_dir).iterdir())  # nothing half-exported left behind
+
+
+def test_old_versions_and_their_learner_states_are_pruned_after_a_run(
+    settings: RetrainSettings,
+    redis_client: redis.Redis,
+    registry: Registry,
+    ztf_v1: str,
+) -> None:
+    keep_one = settings.model_copy(
+        update={"keep_versions": 1, "finetune_epochs": 1, "min_epoch_samples": 128}
+    )
+    for run in range(3):  # each run publishes a version (promoted or rejected)
+        _write_labels(redis_client, 6, "lens", start=100 * run)
+        outcome = retrain_once(keep_one, redis_client, registry, "ztf")
+        assert outcome.version is not None, outcome.reason
+    live = registry.current("ztf")
+    kept = set(registry.versions("ztf"))
+    # live + one rollback target + the most recent: never more than 3, the live one always
+    assert live in kept and len(kept) <= 3 and "ztf-0004" in kept
+    for n in range(1, 5):
+        version = f"ztf-{n:04d}"
+        state = redis_client.exists(storage.learner_key("ztf", version))
+        assert bool(state) == (version in kept), version

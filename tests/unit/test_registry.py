@@ -341,3 +341,28 @@ def test_live_version_gauge(registry: Registry, tmp_path: Path) -> None:
     registry.promote("ztf", "ztf-0002")
     set_live_version_info(registry, gauge)
     assert series() == {("ztf", "ztf-0002"): 1.0, ("rubin", "rubin-0001"): 1.0}
+
+
+def test_prune_keeps_live_rollback_targets_and_recent_versions(
+    registry: Registry, client: redis.Redis, tmp_path: Path
+) -> None:
+    for n in range(1, 11):
+        registry.publish(fake_model(tmp_path, f"ztf-{n:04d}"))
+    for n in (1, 2, 3, 5):
+        registry.promote("ztf", f"ztf-{n:04d}")
+    registry.reject("ztf", "ztf-0009", "worse")
+    deleted = registry.prune("ztf", keep=2)
+    # live 0005; rollback targets 0003, 0002; most recent 0009, 0010
+    assert deleted == ["ztf-0001", "ztf-0004", "ztf-0006", "ztf-0007", "ztf-0008"]
+    assert registry.versions("ztf") == ["ztf-0002", "ztf-0003", "ztf-0005", "ztf-0009", "ztf-0010"]
+    assert not client.exists(model_key("ztf", "ztf-0001"))
+    assert registry.history("ztf") == ["ztf-0002", "ztf-0003", "ztf-0005"]
+    assert registry.next_version("ztf") == "ztf-0011"  # numbering never reuses a pruned number
+    with pytest.raises(RegistryError):
+        registry.fetch("ztf", "ztf-0004")
+    assert registry.rollback("ztf") == "ztf-0003"  # rollback still works, to a kept version
+    # the version rolled back from is neither live, a rollback target nor among the most recent
+    assert registry.prune("ztf", keep=2) == ["ztf-0005"]
+    assert registry.prune("ztf", keep=2) == []
+    with pytest.raises(ValueError):
+        registry.prune("ztf", keep=0)
