@@ -61,12 +61,14 @@ def measure(
     partitions: int,
     batch: int = 64,
     poll_timeout_s: float = 0.02,
+    output_topics: int = 1,
 ) -> dict[str, Any]:
     settings = KafkaSettings()
     run = uuid.uuid4().hex[:8]
-    src, dst = f"probe.in.{run}", f"probe.out.{run}"
-    ensure_topics(settings, bootstrap, [src], partitions=partitions)
-    ensure_topics(settings, bootstrap, [dst], partitions=partitions)
+    src = f"probe.in.{run}"
+    # Several output topics stand for users' topics: a scorer batch writes to many of them.
+    dst = [f"probe.out.{run}.{i}" for i in range(output_topics)]
+    ensure_topics(settings, bootstrap, [src, *dst], partitions=partitions)
 
     sent_at: dict[bytes, float] = {}
     committed_at: list[tuple[float, float]] = []  # (send time, commit time)
@@ -76,7 +78,10 @@ def measure(
 
     def relay(messages: Sequence[Message]) -> tuple[list[OutMessage], list[Any]]:
         consume_gaps.append(time.perf_counter() - last_end[0])
-        return [OutMessage(dst, m.value() or b"", m.key()) for m in messages], []
+        out = [
+            OutMessage(dst[hash(m.key()) % len(dst)], m.value() or b"", m.key()) for m in messages
+        ]
+        return out, []
 
     def on_committed(messages: Sequence[Message]) -> None:
         now = time.time()
@@ -144,6 +149,7 @@ def measure(
         "message_bytes": size,
         "partitions": partitions,
         "batch": batch,
+        "output_topics": output_topics,
         "poll_timeout_s": poll_timeout_s,
         "sent": len(sent_at),
         "committed": len(committed_at),
@@ -162,12 +168,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--batch", type=int, default=64, help="as the throughput bench's latency phase")
     p.add_argument("--poll-timeout", type=float, default=0.02, help="seconds, likewise")
+    p.add_argument("--output-topics", type=int, default=1, help="relay over this many topics")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap:
         result = measure(
-            bootstrap, a.rate, a.seconds, a.size, a.partitions, a.batch, a.poll_timeout
+            bootstrap,
+            a.rate,
+            a.seconds,
+            a.size,
+            a.partitions,
+            a.batch,
+            a.poll_timeout,
+            a.output_topics,
         )
     else:
         with EmbeddedKafka() as broker:
@@ -179,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 a.partitions,
                 a.batch,
                 a.poll_timeout,
+                a.output_topics,
             )
     text = json.dumps(result, indent=2)
     print(text)

@@ -172,17 +172,62 @@ def stage_ceilings(
     return out
 
 
-def _workers(n: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+def _workers(
+    n: int, env: dict[str, str], metrics_ports: list[int] | None = None
+) -> list[subprocess.Popen[bytes]]:
+    ports = metrics_ports or [0] * n
     return [
         subprocess.Popen(
             [sys.executable, "-m", "services.scorer"],
             cwd=REPO,
-            env={**os.environ, **env},
+            env={**os.environ, **env, "AHUNT_SCORER_METRICS_PORT": str(ports[i])},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(n)
+        for i in range(n)
     ]
+
+
+def stage_summary(metrics_urls: list[str]) -> dict[str, Any]:
+    """Per scorer stage, over every worker: batches, mean and the bucket bound of the p99 of
+    ``ahunt_scorer_stage_seconds`` (where the time of a slow batch went); and the deliveries
+    published to users' topics."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: dict[str, dict[float, float]] = {}
+    sums: dict[str, float] = {}
+    published = 0.0
+    for url in metrics_urls:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            if family.name == "ahunt_scorer_published":
+                published += sum(s.value for s in family.samples if s.name.endswith("_total"))
+            if family.name != "ahunt_scorer_stage_seconds":
+                continue
+            for sample in family.samples:
+                stage = sample.labels.get("stage", "")
+                if sample.name.endswith("_bucket"):
+                    bound = float(sample.labels["le"])
+                    per = buckets.setdefault(stage, {})
+                    per[bound] = per.get(bound, 0.0) + sample.value
+                elif sample.name.endswith("_sum"):
+                    sums[stage] = sums.get(stage, 0.0) + sample.value
+    out: dict[str, Any] = {"published": published}
+    for stage, per in buckets.items():
+        bounds = sorted(per)
+        count = per[bounds[-1]]
+        if not count:
+            continue
+        p99 = next(b for b in bounds if per[b] >= 0.99 * count)
+        out[stage] = {
+            "batches": count,
+            "mean_ms": round(1000 * sums.get(stage, 0.0) / count, 2),
+            "p99_le_ms": 1000 * p99,
+        }
+    return out
 
 
 def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
@@ -287,6 +332,9 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             store.save_profile(r, watcher)
             topic, group = f"lat.{uuid.uuid4().hex[:8]}", f"lat-{uuid.uuid4().hex[:8]}"
             ensure_topics(kafka, ep.kafka, [topic, user_topic("latency")], partitions=a.partitions)
+            from services.common.embedded import free_port
+
+            ports = [free_port() for _ in range(a.workers)]
             procs = _workers(
                 a.workers,
                 {
@@ -296,6 +344,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     "AHUNT_SCORER_BATCH_SIZE": "64",
                     "AHUNT_SCORER_POLL_TIMEOUT_S": "0.02",
                 },
+                ports,
             )
             try:
                 time.sleep(15)  # model load and group join, before the clock starts
@@ -344,6 +393,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     "p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
                     "p99_ms": float(np.percentile(lat, 99)) if lat.size else None,
                     "max_ms": float(lat.max()) if lat.size else None,
+                    # warm-up included: where a slow batch's time went
+                    "scorers": stage_summary([f"http://127.0.0.1:{p}/metrics" for p in ports]),
                 }
             finally:
                 for proc in procs:
