@@ -9,7 +9,11 @@ above the quantile), ``uncertain`` (score closest to 0.5, where a label teaches 
 paced by a token bucket that refills with the stream (B/N per alert, after a small burst), so a
 survey that observes 8 hours a night still gets the whole nightly budget spread over its night,
 and a count of recent deliveries per user makes the budget a hard cap: at most B deliveries in any
-rolling period, even while the quantile is still learning.
+rolling period, even while the quantile is still learning. A nightly budget is per observing
+night: a pause in the stream of ``night_gap_s`` (4 h) or more starts a new night, whose budget
+does not wait for the previous night's deliveries to age out of the rolling 24 h (a night that
+spent its budget late, or a night that starts earlier than the one before, would otherwise get
+only what is left).
 
 N, the alerts per period, is counted exactly over the last period (in 1,440 buckets). Until a
 whole period has been seen (a new scorer, or after a gap longer than the period) it is taken as
@@ -132,6 +136,7 @@ class BudgetSelector:
     # partitions sees about k/n of the alerts, so it spends k/n of each budget (set on every
     # rebalance). Without it, R replicas would deliver up to R budgets.
     share: float = 1.0
+    night_gap_s: float = 4 * 3_600.0  # a pause this long in the stream ends an observing night
     refresh_alerts: int = 2048  # thresholds are recomputed this often
 
     def __post_init__(self) -> None:
@@ -165,6 +170,9 @@ class BudgetSelector:
     def _advance(self, now: float, n: int) -> None:
         if self.clock is None:
             self.clock = now
+        if now - self.clock >= self.night_gap_s:  # daytime: a new night, fresh nightly budgets
+            for user in np.flatnonzero(self.periods >= 86_400.0):
+                self.recent[user].clear()
         self.clock = max(self.clock, now)
         for period in np.unique(self.periods):
             if float(period) not in self.counts:

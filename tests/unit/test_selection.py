@@ -193,3 +193,35 @@ def test_a_narrow_filter_still_gets_its_budget_from_the_alerts_it_lets_through()
         assert all(eligible[picks, 0])
         assert budget - 5 <= len(picks) <= budget, (night, len(picks))
         assert np.median(scores[picks, 0]) > 0.9  # the top of the eligible alerts
+
+
+def test_a_night_that_spent_its_budget_late_does_not_starve_the_next_one() -> None:
+    """Deliveries at the end of night 1 are less than 24 h old during most of night 2: after a
+    daytime pause the nightly budget starts afresh instead of waiting for them to age out."""
+    rng = np.random.default_rng(10)
+    per_night, budget = 1_000, 20
+    sel = selector_for(_profiles(("alice", budget, {"top": 1.0})), min_expected=per_night)
+    got = []
+    for night in range(2):
+        scores = rng.random((per_night, 1))
+        eligible = np.ones((per_night, 1), dtype=bool)
+        if night == 0:
+            eligible[: per_night // 2] = False  # nothing for her in night 1's first half
+        picks: list[int] = []
+        for start in range(0, per_night, 50):
+            sl = slice(start, start + 50)
+            now = night * 86_400.0 + 8 * 3_600.0 * (start + 50) / per_night
+            picks += [start + p.alert for p in sel.select(scores[sl], now, eligible[sl])]
+        got.append(picks)
+    assert len(got[0]) >= 8 and min(got[0]) >= per_night // 2  # spent late
+    assert budget - 4 <= len(got[1]) <= budget, len(got[1])
+    assert min(got[1]) < per_night // 3  # night 2 did not wait for night 1's late picks
+
+
+def test_a_continuous_stream_keeps_the_rolling_cap() -> None:
+    rng = np.random.default_rng(11)
+    sel = selector_for(_profiles(("alice", 10, {"top": 1.0})), min_expected=2_000)
+    picks = _stream(sel, rng.random((4_000, 1)), seconds=2 * 86_400.0)  # no pause at all
+    times = sorted(2 * 86_400.0 * ((a // 100) + 1) * 100 / 4_000 for a, _, _ in picks)
+    # at most 10 in any 24 h window ending at a delivery
+    assert all(sum(1 for u in times if t - 86_400.0 < u <= t) <= 10 for t in times)
