@@ -15,6 +15,7 @@ scorer's tail, the tail is the broker's (or the client's), not the scoring code'
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import threading
@@ -172,7 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if bootstrap:
+    with contextlib.ExitStack() as stack:
+        if not bootstrap:
+            bootstrap = stack.enter_context(EmbeddedKafka()).bootstrap_servers
         result = measure(
             bootstrap,
             a.rate,
@@ -183,18 +186,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.poll_timeout,
             a.output_topics,
         )
-    else:
-        with EmbeddedKafka() as broker:
-            result = measure(
-                broker.bootstrap_servers,
-                a.rate,
-                a.seconds,
-                a.size,
-                a.partitions,
-                a.batch,
-                a.poll_timeout,
-                a.output_topics,
-            )
     text = json.dumps(result, indent=2)
     print(text)
     if a.json:

@@ -272,7 +272,6 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
             "AHUNT_SCORER_MODEL_DIR": str(root),
-            "AHUNT_SCORER_METRICS_PORT": "0",
             "AHUNT_SCORER_BATCH_SIZE": str(a.batch),
         }
 

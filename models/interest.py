@@ -141,15 +141,25 @@ def dismissed_classes(interests: Sequence[Interest], classes: Sequence[str]) -> 
     ).reshape(len(interests), len(classes))
 
 
-def dismissed_matrix(interests: Sequence[Interest], classes: Sequence[str]) -> np.ndarray:
+def dismissed_matrix(
+    interests: Sequence[Interest],
+    classes: Sequence[str],
+    *,
+    weights: np.ndarray | None = None,
+    dismissed: np.ndarray | None = None,
+) -> np.ndarray:
     """(U, K+1) float32: for each user, their reserve weight on the known classes they said
-    bore them (an explicit weight of 0), else 0. See :func:`personal_scores`.
+    bore them (an explicit weight of 0), else 0. See :func:`personal_scores`. A caller that
+    already has :func:`weight_matrix` or :func:`dismissed_classes` passes them in.
 
     >>> dismissed_matrix([Interest({"lens": 1.0, "streak": 0.0})], ["reserve", "lens", "streak"])
     array([[0. , 0. , 0.2]], dtype=float32)
     """
-    weights = weight_matrix(interests, classes)
-    return np.asarray(dismissed_classes(interests, classes) * weights[:, :1], dtype=np.float32)
+    if weights is None:
+        weights = weight_matrix(interests, classes)
+    if dismissed is None:
+        dismissed = dismissed_classes(interests, classes)
+    return np.asarray(dismissed * weights[:, :1], dtype=np.float32)
 
 
 def personal_scores(

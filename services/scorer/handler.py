@@ -125,14 +125,15 @@ def score_batch(
     if users:
         interests = [u.interest for u in users]
         weights = weight_matrix(interests, classes)
+        dismissed = dismissed_classes(interests, classes)
         scores = personal_scores(
             exploration_scores(out.probs, out.novelty, novelty_mix),
             weights,
             out.probs,
-            dismissed_matrix(interests, classes),
+            dismissed_matrix(interests, classes, weights=weights, dismissed=dismissed),
         )
         eligible = eligibility(alerts, users)
-        eligible &= out.probs @ dismissed_classes(interests, classes).T <= 0.5
+        eligible &= out.probs @ dismissed.T <= 0.5
     else:
         scores = np.zeros((len(alerts), 0), np.float32)
         eligible = np.zeros((len(alerts), 0), bool)

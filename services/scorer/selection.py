@@ -156,7 +156,8 @@ class BudgetSelector:
         # Pacing: a token bucket that starts with a small burst and refills at budget/period, so
         # the budget is spread over the period instead of spent on the first alerts of a night.
         self.tokens = np.maximum(1.0, np.ceil(self.budgets * self.burst)).clip(max=self.budgets)
-        self.counts: dict[float, RollingCount] = {}  # alerts per period, one per distinct period
+        # Alerts per period, one count per distinct period among the users.
+        self.counts = {float(p): RollingCount(float(p)) for p in np.unique(self.periods)}
         self.seen = 0
         self.clock: float | None = None
         self._pending: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
@@ -174,9 +175,6 @@ class BudgetSelector:
             for user in np.flatnonzero(self.periods >= 86_400.0):
                 self.recent[user].clear()
         self.clock = max(self.clock, now)
-        for period in np.unique(self.periods):
-            if float(period) not in self.counts:
-                self.counts[float(period)] = RollingCount(float(period))
         for count in self.counts.values():
             count.add(self.clock, n)
         # Pacing follows the stream: each alert is worth B/N of a token, so a period's alerts
@@ -350,7 +348,8 @@ def selector_for(
     sel.interests = [p.interest.to_dict() for p in profiles]
     if previous is not None:
         sel.clock, sel.seen = previous.clock, previous.seen
-        sel.counts = previous.counts  # the same stream: its volume carries over
+        # The same stream: the volume counted so far carries over for every period still used.
+        sel.counts = {p: previous.counts.get(p, count) for p, count in sel.counts.items()}
         sel.share = previous.share
         old = {u: i for i, u in enumerate(previous.users)}
         for i, u in enumerate(names):

@@ -14,17 +14,31 @@ def _stream(
     seconds: float,
     batch: int = 100,
     eligible: np.ndarray | None = None,
+    start_at: float = 0.0,
 ) -> list[tuple[int, int, str]]:
-    """Feed scores (N, U) spread evenly over ``seconds`` of clock; return (alert, user, reason)."""
+    """Feed scores (N, U) spread evenly over ``seconds`` of clock from ``start_at``; return
+    (alert, user, reason)."""
     rng = np.random.default_rng(0)
     out = []
     n = len(scores)
     for start in range(0, n, batch):
-        now = seconds * (start + batch) / n
+        now = start_at + seconds * (start + batch) / n
         sl = slice(start, start + batch)
         picks = selector.select(scores[sl], now, None if eligible is None else eligible[sl], rng)
         out += [(start + p.alert, p.user, p.reason) for p in picks]
     return out
+
+
+def _night(
+    selector: BudgetSelector,
+    scores: np.ndarray,
+    night: int,
+    batch: int,
+    eligible: np.ndarray | None = None,
+) -> list[int]:
+    """The alerts chosen from one night of ``scores``: 8 observing hours from ``night`` days."""
+    picks = _stream(selector, scores, 8 * 3_600.0, batch, eligible, start_at=night * 86_400.0)
+    return [a for a, _, _ in picks]
 
 
 def _profiles(*specs: tuple[str, int, dict[str, float]]) -> list[UserProfile]:
@@ -56,10 +70,7 @@ def test_a_nightly_survey_gets_the_whole_budget_each_night_from_the_first() -> N
     got = []
     for night in range(4):
         scores = rng.random((per_night, 1))
-        picks = []
-        for start in range(0, per_night, 50):
-            now = night * 86_400.0 + 8 * 3_600.0 * (start + 50) / per_night
-            picks += [start + p.alert for p in sel.select(scores[start : start + 50], now)]
+        picks = _night(sel, scores, night, batch=50)
         got.append(len(picks))
         assert max(picks) > per_night / 2  # not all spent on the first alerts of the night
         assert np.median(scores[picks, 0]) > 0.95  # the top 2.5%
@@ -74,10 +85,7 @@ def test_too_low_a_volume_prior_is_corrected_after_one_period() -> None:
     sel = selector_for(_profiles(("alice", 100, {"top": 1.0})))
     _stream(sel, rng.random((20_000, 1)), seconds=86_400.0)
     scores = rng.random((20_000, 1))
-    picks = []
-    for start in range(0, 20_000, 100):
-        now = 86_400.0 * (1 + (start + 100) / 20_000)
-        picks += [start + p.alert for p in sel.select(scores[start : start + 100], now)]
+    picks = [a for a, _, _ in _stream(sel, scores, seconds=86_400.0, start_at=86_400.0)]
     assert 80 <= len(picks) <= 100
     assert np.median(scores[picks, 0]) > 0.99
 
@@ -141,10 +149,7 @@ def test_after_scores_drop_for_good_deliveries_resume_within_a_night() -> None:
     # distribution (whose top 2% is a thin sliver just under 0.2).
     assert sel._top_bin is not None and sel._top_bin[0] <= _logit_bins(np.array([0.2]))[0] + 1
     sel.forget_scores()  # what the scorer does when a new model goes live
-    again = []
-    for start in range(0, per_night, 100):
-        now = 3 * 86_400.0 + 86_400.0 * (start + 100) / per_night
-        again += [p.alert for p in sel.select(low[start : start + 100], now)]
+    again = _stream(sel, low, seconds=86_400.0, start_at=3 * 86_400.0)
     # (the top 2% of this narrow distribution spans two histogram bins, so fewer than B pass)
     assert len(again) >= 10
 
@@ -185,11 +190,7 @@ def test_a_narrow_filter_still_gets_its_budget_from_the_alerts_it_lets_through()
     for night in range(3):
         scores = rng.random((per_night, 1))
         eligible = rng.random((per_night, 1)) < 0.1
-        picks: list[int] = []
-        for start in range(0, per_night, 100):
-            sl = slice(start, start + 100)
-            now = night * 86_400.0 + 8 * 3_600.0 * (start + 100) / per_night
-            picks += [start + p.alert for p in sel.select(scores[sl], now, eligible[sl])]
+        picks = _night(sel, scores, night, batch=100, eligible=eligible)
         assert all(eligible[picks, 0])
         assert budget - 5 <= len(picks) <= budget, (night, len(picks))
         assert np.median(scores[picks, 0]) > 0.9  # the top of the eligible alerts
@@ -207,12 +208,7 @@ def test_a_night_that_spent_its_budget_late_does_not_starve_the_next_one() -> No
         eligible = np.ones((per_night, 1), dtype=bool)
         if night == 0:
             eligible[: per_night // 2] = False  # nothing for her in night 1's first half
-        picks: list[int] = []
-        for start in range(0, per_night, 50):
-            sl = slice(start, start + 50)
-            now = night * 86_400.0 + 8 * 3_600.0 * (start + 50) / per_night
-            picks += [start + p.alert for p in sel.select(scores[sl], now, eligible[sl])]
-        got.append(picks)
+        got.append(_night(sel, scores, night, batch=50, eligible=eligible))
     assert len(got[0]) >= 8 and min(got[0]) >= per_night // 2  # spent late
     assert budget - 4 <= len(got[1]) <= budget, len(got[1])
     assert min(got[1]) < per_night // 3  # night 2 did not wait for night 1's late picks
