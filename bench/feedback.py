@@ -55,8 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="API worker processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the results here")
-    p.add_argument("--profile", type=Path, default=None,
-                   help="run the API under py-spy (pip install py-spy) and write this SVG/txt")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="run the API under py-spy (pip install py-spy) and write this SVG/txt",
+    )
 
 
 # --- load generator (runs in its own process) -------------------------------------------------
@@ -99,7 +103,10 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def _phase(
-    config: dict[str, Any], plan: list[tuple[bytes, str, str]], seconds: float, rate: float,
+    config: dict[str, Any],
+    plan: list[tuple[bytes, str, str]],
+    seconds: float,
+    rate: float,
     concurrency: int,
 ) -> dict[str, Any]:
     """Closed loop (rate 0) or open loop at ``rate``; returns latencies and statuses."""
@@ -180,8 +187,12 @@ async def _phase(
         "created_pairs": len(created),
         # Per second of the phase: answers, 201s (a user's first label of an alert), p99 in ms.
         "timeline": [
-            {"s": s, "posts": len(v), "created": sum(1 for _, st in v if st == 201),
-             "p99_ms": round(float(np.percentile([x for x, _ in v], 99)) * 1000, 1)}
+            {
+                "s": s,
+                "posts": len(v),
+                "created": sum(1 for _, st in v if st == 201),
+                "p99_ms": round(float(np.percentile([x for x, _ in v], 99)) * 1000, 1),
+            }
             for s, v in sorted(per_second.items())
         ],
     }
@@ -230,14 +241,30 @@ def _seed(redis_url: str, users: int, alerts: int, seed: int) -> dict[str, Any]:
     cutout = b"\x1f\x8b" + bytes(2_000)  # size of a real gzipped stamp; never decoded here
     pipe = client.pipeline(transaction=False)
     for i, alert_id in enumerate(ids):
-        meta = {"alert_id": alert_id, "survey": "ztf", "model_version": "bench-1",
-                "classes": ["reserve", "normal"], "probs": [0.1, 0.9], "novelty": 0.5,
-                "cached_at": time.time()}
+        meta = {
+            "alert_id": alert_id,
+            "survey": "ztf",
+            "model_version": "bench-1",
+            "classes": ["reserve", "normal"],
+            "probs": [0.1, 0.9],
+            "novelty": 0.5,
+            "cached_at": time.time(),
+        }
         store.cache_alert(pipe, alert_id, meta, stamp, [cutout] * 3, 86_400)
         name = tokens[i % users][0]
-        store.record_delivery(pipe, name, alert_id, {"score": 0.5, "reason": "top",
-                              "model_version": "bench-1", "delivered_at": time.time()},
-                              86_400, 500)
+        store.record_delivery(
+            pipe,
+            name,
+            alert_id,
+            {
+                "score": 0.5,
+                "reason": "top",
+                "model_version": "bench-1",
+                "delivered_at": time.time(),
+            },
+            86_400,
+            500,
+        )
         if i % 500 == 499:
             pipe.execute()
     pipe.execute()
@@ -293,54 +320,87 @@ def main(args: argparse.Namespace) -> int:
     from services.common import labels, store
     from services.common.embedded import EmbeddedKafka, EmbeddedRedis, free_port
 
-    with tempfile.TemporaryDirectory(prefix="ahunt-fb-bench-") as tmp, EmbeddedRedis(
-        directory=Path(tmp)
-    ) as redis_server:
+    with (
+        tempfile.TemporaryDirectory(prefix="ahunt-fb-bench-") as tmp,
+        EmbeddedRedis(directory=Path(tmp)) as redis_server,
+    ):
         kafka = EmbeddedKafka().start()
         try:
             client = store.connect(redis_server.url)
             fsync = client.config_get("appendfsync")
-            print(f"Redis {redis_server.url} {fsync} appendonly="
-                  f"{client.config_get('appendonly')}", flush=True)
+            print(
+                f"Redis {redis_server.url} {fsync} appendonly={client.config_get('appendonly')}",
+                flush=True,
+            )
             config = _seed(redis_server.url, args.users, args.alerts, args.seed)
             port = free_port()
-            env = {**os.environ, "REDIS_URL": redis_server.url, "AHUNT_FEEDBACK_PORT": str(port),
-                   "AHUNT_FEEDBACK_WORKERS": str(args.workers),
-                   "AHUNT_FEEDBACK_LOG_LEVEL": "warning"}
+            env = {
+                **os.environ,
+                "REDIS_URL": redis_server.url,
+                "AHUNT_FEEDBACK_PORT": str(port),
+                "AHUNT_FEEDBACK_WORKERS": str(args.workers),
+                "AHUNT_FEEDBACK_LOG_LEVEL": "warning",
+            }
             env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
             command = [sys.executable, "-m", "services.feedback"]
             if args.profile is not None:
                 fmt = "raw" if args.profile.suffix == ".txt" else "flamegraph"
-                command = ["py-spy", "record", "--subprocesses", "--format", fmt, "-o",
-                           str(args.profile), "--", *command]
+                command = [
+                    "py-spy",
+                    "record",
+                    "--subprocesses",
+                    "--format",
+                    fmt,
+                    "-o",
+                    str(args.profile),
+                    "--",
+                    *command,
+                ]
             api = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
             try:
                 url = f"http://127.0.0.1:{port}"
                 _wait_ready(url, api)
-                config.update(host="127.0.0.1", port=port, seed=args.seed,
-                              concurrency=args.concurrency, seconds=args.seconds,
-                              rate=args.rate, rate_seconds=args.rate_seconds,
-                              warmup_seconds=args.warmup_seconds)
+                config.update(
+                    host="127.0.0.1",
+                    port=port,
+                    seed=args.seed,
+                    concurrency=args.concurrency,
+                    seconds=args.seconds,
+                    rate=args.rate,
+                    rate_seconds=args.rate_seconds,
+                    warmup_seconds=args.warmup_seconds,
+                )
                 others = {"redis": redis_server.process, "kafka": kafka.process}
                 api_cpu0 = _cpu_seconds(api.pid)
                 others_cpu0 = {k: _cpu_seconds(p.pid) for k, p in others.items() if p}
                 wall0 = time.perf_counter()
                 gen = subprocess.run(
-                    [sys.executable, "-m", "bench.feedback"], input=json.dumps(config),
-                    capture_output=True, text=True, cwd=REPO, check=True,
+                    [sys.executable, "-m", "bench.feedback"],
+                    input=json.dumps(config),
+                    capture_output=True,
+                    text=True,
+                    cwd=REPO,
+                    check=True,
                 )
                 wall = time.perf_counter() - wall0
                 api_cpu = _cpu_seconds(api.pid) - api_cpu0
-                others_cpu = {f"{k}_cpu_s": round(_cpu_seconds(p.pid) - others_cpu0[k], 2)
-                              for k, p in others.items() if p}
+                others_cpu = {
+                    f"{k}_cpu_s": round(_cpu_seconds(p.pid) - others_cpu0[k], 2)
+                    for k, p in others.items()
+                    if p
+                }
                 results = json.loads(gen.stdout)
                 time.sleep(2.0)  # let the outbox publisher catch up
             finally:
                 api.send_signal(2 if args.profile is not None else 15)  # py-spy stops on SIGINT
                 api.wait(60)
             # Every acknowledged (user, alert) must be a stored label.
-            acked = {tuple(p) for phase in ("closed", "open") if phase in results
-                     for p in results[phase].pop("acked_pairs")}
+            acked = {
+                tuple(p)
+                for phase in ("closed", "open")
+                if phase in results
+                for p in results[phase].pop("acked_pairs")
+            }
             missing = sum(
                 1 for user, alert in acked if labels.get_label(client, user, alert) is None
             )
@@ -348,11 +408,21 @@ def main(args: argparse.Namespace) -> int:
                 "command": "ahunt feedback-bench " + " ".join(sys.argv[2:]),
                 "machine": {"cpus": os.cpu_count(), "loadavg_after": os.getloadavg()},
                 "redis": {"appendfsync": fsync, "server": redis_server.server_binary()},
-                "users": args.users, "alerts": args.alerts, "workers": args.workers,
+                "users": args.users,
+                "alerts": args.alerts,
+                "workers": args.workers,
                 **results,
                 "api_cpu_s": round(api_cpu, 2),
-                "api_cpu_ms_per_post": round(1000 * api_cpu / max(1, results["warmup_posts"] + sum(
-                    results[p]["posts"] for p in ("closed", "open") if p in results)), 3),
+                "api_cpu_ms_per_post": round(
+                    1000
+                    * api_cpu
+                    / max(
+                        1,
+                        results["warmup_posts"]
+                        + sum(results[p]["posts"] for p in ("closed", "open") if p in results),
+                    ),
+                    3,
+                ),
                 **others_cpu,
                 "wall_s": round(wall, 2),
                 "labels_acknowledged_pairs": len(acked),

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(os.environ.get("AHUNT_SAMPLE_ALERTS",
-                           Path(__file__).resolve().parents[1].parent / "shared/data/alerts"))
+ROOT = Path(
+    os.environ.get(
+        "AHUNT_SAMPLE_ALERTS", Path(__file__).resolve().parents[1].parent / "shared/data/alerts"
+    )
+)
 
 
 def sample_files(*folders: str) -> list[Path]:

@@ -399,9 +399,7 @@ def _plan(schema_text: bytes | str) -> _Plan:
             )
         except Exception as exc:  # a schema cavro's stricter rules refuse: fastavro reads it
             log.info("schema %s: fastavro only (%s: %s)", name, type(exc).__name__, exc)
-    return _Plan(
-        writer=writer, reader=reader, survey=survey, version=version, name=name, fast=fast
-    )
+    return _Plan(writer=writer, reader=reader, survey=survey, version=version, name=name, fast=fast)
 
 
 # Real writer schemas are not always valid Avro: Fink's declare union defaults that are not the

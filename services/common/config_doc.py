@@ -110,8 +110,12 @@ def _default(field: FieldInfo) -> str:
 def _bounds(field: FieldInfo) -> str:
     parts = []
     for m in field.metadata:
-        for kind, attr, symbol in ((Ge, "ge", ">="), (Gt, "gt", ">"), (Le, "le", "<="),
-                                   (Lt, "lt", "<")):
+        for kind, attr, symbol in (
+            (Ge, "ge", ">="),
+            (Gt, "gt", ">"),
+            (Le, "le", "<="),
+            (Lt, "lt", "<"),
+        ):
             if isinstance(m, kind):
                 parts.append(f"{symbol} {getattr(m, attr)}")
     return ", ".join(parts)
@@ -182,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.check.read_text()
         if replace_block(current, block) != current:
-            print(f"{args.check} is stale: run python -m services.common.config_doc "
-                  f"--write {args.check}", file=sys.stderr)
+            print(
+                f"{args.check} is stale: run python -m services.common.config_doc "
+                f"--write {args.check}",
+                file=sys.stderr,
+            )
             return 1
         return 0
     sys.stdout.write(block)

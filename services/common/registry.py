@@ -485,10 +485,7 @@ class Registry:
         """
         parse_version(version)
         key = model_key(survey, version)
-        sha, manifest_json = (
-            _text(v)
-            for v in self.client.hmget(key, ["sha256", "manifest"])
-        )
+        sha, manifest_json = (_text(v) for v in self.client.hmget(key, ["sha256", "manifest"]))
         if sha is None or manifest_json is None:
             raise RegistryError(f"unknown model version {survey}/{version}")
         target = self.cache_dir / survey / version

@@ -55,7 +55,8 @@ class _Lane:
         try:
             while self.waiting:
                 group, self.waiting = (
-                    self.waiting[: self.max_group], self.waiting[self.max_group :]
+                    self.waiting[: self.max_group],
+                    self.waiting[self.max_group :],
                 )
                 await self._send(group)
         finally:

@@ -41,13 +41,17 @@ def add_users_arguments(p: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="users_action", required=True)
     add = actions.add_parser("add", help="create a user (default profile) and print its token once")
     add.add_argument("name")
-    add.add_argument("--rotate", action="store_true", help="existing user: revoke old tokens, "
-                     "print a new one")
+    add.add_argument(
+        "--rotate", action="store_true", help="existing user: revoke old tokens, print a new one"
+    )
     actions.add_parser("list", help="users and their number of live tokens")
     revoke = actions.add_parser("revoke", help="revoke every token of a user")
     revoke.add_argument("name")
-    revoke.add_argument("--remove-profile", action="store_true",
-                        help="also stop routing alerts to them (labels are kept)")
+    revoke.add_argument(
+        "--remove-profile",
+        action="store_true",
+        help="also stop routing alerts to them (labels are kept)",
+    )
 
 
 def run_users(args: argparse.Namespace) -> int:
@@ -69,8 +73,10 @@ def run_users(args: argparse.Namespace) -> int:
             print(f"{name}\t{n} token{'s' if n != 1 else ''}")
     else:
         n = tokens.revoke_user(client, args.name, remove_profile=args.remove_profile)
-        print(f"user {args.name}: {n} token{'s' if n != 1 else ''} revoked"
-              + (", profile removed" if args.remove_profile else ""))
+        print(
+            f"user {args.name}: {n} token{'s' if n != 1 else ''} revoked"
+            + (", profile removed" if args.remove_profile else "")
+        )
     return 0
 
 
@@ -88,10 +94,19 @@ def run_bench(args: argparse.Namespace) -> int:
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Any], int]]
 COMMANDS: dict[str, Command] = {
-    "feedback": ("run the feedback API (settings from the environment)", add_feedback_arguments,
-                 run_feedback),
-    "users": ("feedback API users and their tokens (needs REDIS_URL)", add_users_arguments,
-              run_users),
-    "feedback-bench": ("benchmark the feedback API over HTTP (see docs/PERFORMANCE.md)",
-                       add_bench_arguments, run_bench),
+    "feedback": (
+        "run the feedback API (settings from the environment)",
+        add_feedback_arguments,
+        run_feedback,
+    ),
+    "users": (
+        "feedback API users and their tokens (needs REDIS_URL)",
+        add_users_arguments,
+        run_users,
+    ),
+    "feedback-bench": (
+        "benchmark the feedback API over HTTP (see docs/PERFORMANCE.md)",
+        add_bench_arguments,
+        run_bench,
+    ),
 }

@@ -142,4 +142,3 @@ class OutboxPublisher:
             # Expired, or Redis gone: the lock times out by itself.
             with contextlib.suppress(Exception):
                 await lock.release()
-

@@ -87,9 +87,7 @@ class Page:
     next_offset: int | None
 
 
-def page_labels(
-    records: Sequence[LabelRecord], label: str | None, limit: int, offset: int
-) -> Page:
+def page_labels(records: Sequence[LabelRecord], label: str | None, limit: int, offset: int) -> Page:
     """Newest first, optionally one class only.
 
     >>> rs = [LabelRecord(user="a", alert_id=str(i), label="x", labelled_at=i) for i in range(5)]

@@ -30,7 +30,9 @@ class FeedbackMetrics:
             registry=r,
         )
         self.labels = Counter(
-            "ahunt_feedback_labels_total", "labels acknowledged (durable), by class", ["label"],
+            "ahunt_feedback_labels_total",
+            "labels acknowledged (durable), by class",
+            ["label"],
             registry=r,
         )
         self.store_errors = Counter(

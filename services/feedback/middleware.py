@@ -71,9 +71,7 @@ class BodyLimit:
         seen = 0
 
         def too_large() -> HTTPException:
-            return HTTPException(
-                413, f"request body over {limit} bytes"
-            )
+            return HTTPException(413, f"request body over {limit} bytes")
 
         async def limited_receive() -> Message:
             nonlocal seen

@@ -83,12 +83,17 @@ def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> 
         if redis_url is None and settings.embedded_redis_dir is not None:
             embedded = stack.enter_context(EmbeddedRedis(directory=settings.embedded_redis_dir))
             redis_url = embedded.url
-            log.warning("REDIS_URL not set: embedded Redis at %s, data in %s", redis_url,
-                        settings.embedded_redis_dir)
+            log.warning(
+                "REDIS_URL not set: embedded Redis at %s, data in %s",
+                redis_url,
+                settings.embedded_redis_dir,
+            )
         ep = stack.enter_context(endpoints(kafka.bootstrap_servers, redis_url))
         if redis_url is None:
-            log.warning("labels live in a temporary embedded Redis (lost at exit): set REDIS_URL "
-                        "or AHUNT_FEEDBACK_EMBEDDED_REDIS_DIR to keep them")
+            log.warning(
+                "labels live in a temporary embedded Redis (lost at exit): set REDIS_URL "
+                "or AHUNT_FEEDBACK_EMBEDDED_REDIS_DIR to keep them"
+            )
         ensure_topics(kafka, ep.kafka, [settings.events_topic])
         if users:
             admin = store.connect(ep.redis)
@@ -98,8 +103,11 @@ def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> 
                 else:
                     print(f"user {name}: token {add_user(admin, name)}", flush=True)
             admin.close()
-        print(f"feedback API on http://{settings.host}:{settings.port} (docs at /docs); "
-              f"REDIS_URL={ep.redis} KAFKA_BOOTSTRAP_SERVERS={ep.kafka}", flush=True)
+        print(
+            f"feedback API on http://{settings.host}:{settings.port} (docs at /docs); "
+            f"REDIS_URL={ep.redis} KAFKA_BOOTSTRAP_SERVERS={ep.kafka}",
+            flush=True,
+        )
         common = {
             "host": settings.host,
             "port": settings.port,
@@ -146,7 +154,11 @@ class ThreadedServer:
 
 
 def serve_in_thread(
-    app: FastAPI, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning",
+    app: FastAPI,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    log_level: str = "warning",
     timeout: float = 30.0,
 ) -> ThreadedServer:
     """Start uvicorn for ``app`` in a daemon thread (its own event loop) and return once it

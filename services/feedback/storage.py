@@ -151,8 +151,9 @@ async def commit_label(
         (done,) = await b.read(partial(_queue_profile_cas, old=raw, new=new_profile))
         if done == 1:
             return Committed(created, revision, new_profile)
-    raise ProfileContention("this profile kept changing; the label is stored, retry to apply "
-                            "the interest answer")
+    raise ProfileContention(
+        "this profile kept changing; the label is stored, retry to apply the interest answer"
+    )
 
 
 async def get_label(r: Redis, user: str, alert_id: str) -> LabelRecord | None:

@@ -410,9 +410,7 @@ def evaluate_gate(
     if not all(np.isfinite(getattr(cur, n)).all() for n in OUTPUT_NAMES):
         return skip_all("the live model gives non-finite outputs")
     cur_classes = current.manifest.classes
-    checks += _recall_checks(
-        cand, cand_classes, cur, cur_classes, labels, config, unlabelled_class
-    )
+    checks += _recall_checks(cand, cand_classes, cur, cur_classes, labels, config, unlabelled_class)
     checks += _auroc_checks(
         cand, cand_classes, cur, cur_classes, labels, interests, config, unlabelled_class
     )

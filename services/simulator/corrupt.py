@@ -47,16 +47,18 @@ class BadPacket:
     file_name: str
 
 
-def bad_packets(config: SimulationConfig, night: int, count: int, rng: np.random.Generator, *,
-                first_index: int) -> list[BadPacket]:
+def bad_packets(
+    config: SimulationConfig, night: int, count: int, rng: np.random.Generator, *, first_index: int
+) -> list[BadPacket]:
     """``count`` broken packets for ``night``, kinds in rotation (starting where the night's
     number puts them, so a few nights cover every kind). ``first_index`` must be past the
     night's good alerts so ids stay unique."""
     if count == 0:
         return []
     schedule = Schedule.draw(config, night, first_index, count, rng)
-    draft = draft_alerts(config, schedule, draw_labels(config, count, rng), rng,
-                         first_index=first_index)
+    draft = draft_alerts(
+        config, schedule, draw_labels(config, count, rng), rng, first_index=first_index
+    )
     kinds = list(BAD_KINDS)
     out = []
     for i, record in enumerate(draft.records):

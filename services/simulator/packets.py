@@ -114,9 +114,7 @@ def container(records: list[dict[str, Any]], sync: bytes) -> bytes:
     for record in records:
         fastavro.schemaless_writer(body, parsed, record)
     data = body.getvalue()
-    return b"".join(
-        (_header_prefix(), sync, _long(len(records)), _long(len(data)), data, sync)
-    )
+    return b"".join((_header_prefix(), sync, _long(len(records)), _long(len(data)), data, sync))
 
 
 def fits_stamp(image: np.ndarray) -> bytes:
@@ -136,8 +134,9 @@ def gzip_member(raw: bytes, mtime: int) -> bytes:
     """``raw`` as a gzip file with a fixed header (so the bytes depend on ``mtime`` only)."""
     deflated = _deflater.compress(raw, _DEFLATE_LEVEL, -15)
     trailer = struct.pack("<II", zlib.crc32(raw), len(raw) & 0xFFFFFFFF)
-    return b"".join((_GZIP_FLAGS, struct.pack("<I", mtime & 0xFFFFFFFF), _GZIP_TAIL,
-                     deflated, trailer))
+    return b"".join(
+        (_GZIP_FLAGS, struct.pack("<I", mtime & 0xFFFFFFFF), _GZIP_TAIL, deflated, trailer)
+    )
 
 
 @functools.lru_cache(maxsize=8)

@@ -72,8 +72,9 @@ class Scenes:
     template_frames: np.ndarray  # frames in the template coadd
 
 
-def render(labels: list[str] | tuple[str, ...], config: SimulationConfig,
-           rng: np.random.Generator) -> Scenes:
+def render(
+    labels: list[str] | tuple[str, ...], config: SimulationConfig, rng: np.random.Generator
+) -> Scenes:
     """Render one alert per label (labels from :data:`CLASSES`), deterministic for ``rng``."""
     labels = tuple(labels)
     unknown = set(labels) - set(CLASSES)
@@ -154,8 +155,9 @@ def render(labels: list[str] | tuple[str, ...], config: SimulationConfig,
 
     # Noise: the difference carries the very draws of both epochs (it is science - template)
     science_noise = rng.standard_normal(shape, dtype=_F32)
-    science_noise *= np.sqrt((sky_level[:, None, None] + np.clip(science, 0, None)) /
-                             gain[:, None, None]).astype(_F32)
+    science_noise *= np.sqrt(
+        (sky_level[:, None, None] + np.clip(science, 0, None)) / gain[:, None, None]
+    ).astype(_F32)
     template_noise = rng.standard_normal(shape, dtype=_F32)
     template_noise *= template_sigma.astype(_F32)[:, None, None]
     science += science_noise
@@ -205,8 +207,9 @@ def _col(values: np.ndarray | float) -> np.ndarray:
     return np.asarray(values, dtype=_F32).reshape(-1, 1, 1)
 
 
-def _moffat(x: np.ndarray, y: np.ndarray, fwhm: np.ndarray, beta: np.ndarray,
-            flux: np.ndarray) -> np.ndarray:
+def _moffat(
+    x: np.ndarray, y: np.ndarray, fwhm: np.ndarray, beta: np.ndarray, flux: np.ndarray
+) -> np.ndarray:
     """Moffat point sources (one per alert) of total ``flux`` centred at (x, y): (k, S, S)."""
     alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
     peak = flux * (beta - 1.0) / (np.pi * alpha**2)
@@ -216,8 +219,15 @@ def _moffat(x: np.ndarray, y: np.ndarray, fwhm: np.ndarray, beta: np.ndarray,
     return _col(peak) * np.power(radius2, _col(-beta))
 
 
-def _galaxy(x: np.ndarray, y: np.ndarray, scale: np.ndarray, axis_ratio: np.ndarray,
-            angle: np.ndarray, seeing_fwhm: np.ndarray, flux: np.ndarray) -> np.ndarray:
+def _galaxy(
+    x: np.ndarray,
+    y: np.ndarray,
+    scale: np.ndarray,
+    axis_ratio: np.ndarray,
+    angle: np.ndarray,
+    seeing_fwhm: np.ndarray,
+    flux: np.ndarray,
+) -> np.ndarray:
     """Elliptical exponential profiles seen through seeing, normalised to ``flux`` on the stamp.
 
     The profile is exp(-r) in the elliptical radius of the galaxy's shape covariance *plus* the
@@ -239,9 +249,16 @@ def _galaxy(x: np.ndarray, y: np.ndarray, scale: np.ndarray, axis_ratio: np.ndar
     return image * _col(flux / np.maximum(total, 1e-12))
 
 
-def _galaxy_pair(x: np.ndarray, y: np.ndarray, part: _Part, rng: np.random.Generator,
-                 scale: np.ndarray, axis_ratio: np.ndarray, flux: np.ndarray,
-                 bulge_fraction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _galaxy_pair(
+    x: np.ndarray,
+    y: np.ndarray,
+    part: _Part,
+    rng: np.random.Generator,
+    scale: np.ndarray,
+    axis_ratio: np.ndarray,
+    flux: np.ndarray,
+    bulge_fraction: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """A disc + bulge galaxy at the science and at the template seeing."""
     k = len(x)
     angle = rng.uniform(0.0, np.pi, size=k)
@@ -258,8 +275,9 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float, k: int) -> n
     return np.asarray(10 ** rng.uniform(np.log10(low), np.log10(high), size=k))
 
 
-def _shape_of_source(difference: np.ndarray,
-                     sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _shape_of_source(
+    difference: np.ndarray, sigma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Second-moment axes of the >2 sigma part of the central 15x15 box, and the count of
     pixels below -3 sigma there (aimage, bimage, nneg in ZTF's terms)."""
     half = 7
@@ -352,8 +370,9 @@ def _variable_star(part: _Part, rng: np.random.Generator) -> _Drawn:
 def _cosmic_ray(part: _Part, rng: np.random.Generator) -> _Drawn:
     """1-3 hot pixels (45%) or a straight track of 3-14 px (55%), in the science image only."""
     k = part.k
-    length = np.where(rng.random(k) < 0.45, rng.uniform(0.0, 2.5, size=k),
-                      rng.uniform(3.0, 14.0, size=k))
+    length = np.where(
+        rng.random(k) < 0.45, rng.uniform(0.0, 2.5, size=k), rng.uniform(3.0, 14.0, size=k)
+    )
     angle = rng.uniform(0.0, np.pi, size=k)
     amplitude = _log_uniform(rng, 300, 6_000, k)
     steps = np.linspace(-0.5, 0.5, _CR_SAMPLES)[None, :] * length[:, None]  # (k, samples)
@@ -364,8 +383,11 @@ def _cosmic_ray(part: _Part, rng: np.random.Generator) -> _Drawn:
     share = share[:, None] * rng.uniform(0.7, 1.3, size=(k, _CR_SAMPLES))
     hits = np.zeros((k, STAMP_SIZE, STAMP_SIZE), _F32)
     owner = np.broadcast_to(np.arange(k)[:, None], rows.shape)
-    np.add.at(hits, (owner, np.clip(rows, 0, STAMP_SIZE - 1), np.clip(cols, 0, STAMP_SIZE - 1)),
-              share.astype(_F32))
+    np.add.at(
+        hits,
+        (owner, np.clip(rows, 0, STAMP_SIZE - 1), np.clip(cols, 0, STAMP_SIZE - 1)),
+        share.astype(_F32),
+    )
     return _Drawn(hits, 0.0, hits)
 
 
@@ -389,7 +411,10 @@ def _lensed_arc(part: _Part, rng: np.random.Generator) -> _Drawn:
     k = part.k
     lens_flux = _log_uniform(rng, 5_000, 50_000, k)
     lens_science, lens_template = _galaxy_pair(
-        part.x, part.y, part, rng,
+        part.x,
+        part.y,
+        part,
+        rng,
         scale=rng.uniform(1.0, 2.2, size=k),
         axis_ratio=rng.uniform(0.6, 1.0, size=k),
         flux=lens_flux,
@@ -408,8 +433,9 @@ def _lensed_arc(part: _Part, rng: np.random.Generator) -> _Drawn:
     # Azimuthal weight: a full ring (25%), two opposite arcs (35%) or 1-3 arcs anywhere (40%)
     kind = rng.random(k)
     centres = rng.uniform(0.0, 2 * np.pi, size=(k, _ARC_SLOTS))
-    centres[:, 1] = np.where(kind < 0.6, centres[:, 0] + np.pi + rng.uniform(-0.4, 0.4, k),
-                             centres[:, 1])
+    centres[:, 1] = np.where(
+        kind < 0.6, centres[:, 0] + np.pi + rng.uniform(-0.4, 0.4, k), centres[:, 1]
+    )
     used = np.ones((k, _ARC_SLOTS), dtype=bool)
     used[:, 2] = kind >= 0.6
     used[:, 1] = (kind < 0.6) | (rng.random(k) < 0.5)
@@ -423,8 +449,14 @@ def _lensed_arc(part: _Part, rng: np.random.Generator) -> _Drawn:
     ring = kind < 0.25
     azimuth[ring] = 0.6 + 0.4 * np.cos(phi[ring] - _col(centres[ring, 0]))
     arcs = _col(amplitude) * radial * azimuth
-    return _Drawn(lens_science + arcs, lens_template, arcs,
-                  np.abs(rng.normal(0.0, 0.2, size=k)), lens_flux, False)
+    return _Drawn(
+        lens_science + arcs,
+        lens_template,
+        arcs,
+        np.abs(rng.normal(0.0, 0.2, size=k)),
+        lens_flux,
+        False,
+    )
 
 
 def _satellite(part: _Part, rng: np.random.Generator) -> _Drawn:

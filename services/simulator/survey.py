@@ -87,8 +87,9 @@ class NightDraft:
             )
 
 
-def simulate_night(config: SimulationConfig, night: int, n: int,
-                   rng: np.random.Generator) -> list[SimulatedAlert]:
+def simulate_night(
+    config: SimulationConfig, night: int, n: int, rng: np.random.Generator
+) -> list[SimulatedAlert]:
     """``n`` alerts of night ``night`` (1-based), classes drawn from ``config.class_mix``."""
     return list(iter_night(config, night, n, rng))
 
@@ -100,13 +101,15 @@ def iter_night(
     labels = draw_labels(config, n, rng)
     schedule = Schedule.draw(config, night, 0, n, rng)
     for start in range(0, n, BATCH):
-        draft = draft_alerts(config, schedule, labels[start : start + BATCH], rng,
-                             first_index=start)
+        draft = draft_alerts(
+            config, schedule, labels[start : start + BATCH], rng, first_index=start
+        )
         yield from draft.alerts()
 
 
-def simulate_stamps(config: SimulationConfig, n: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+def simulate_stamps(
+    config: SimulationConfig, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[str]]:
     """Just the pixels: (n, 3, 63, 63) float32 science/template/difference and the labels.
 
     The cheap path for tests and training sets (no candidate, no Avro, no gzip).
@@ -155,8 +158,14 @@ class Schedule:
     zeropoints: np.ndarray
 
     @classmethod
-    def draw(cls, config: SimulationConfig, night: int, first_slot: int, count: int,
-             rng: np.random.Generator) -> Schedule:
+    def draw(
+        cls,
+        config: SimulationConfig,
+        night: int,
+        first_slot: int,
+        count: int,
+        rng: np.random.Generator,
+    ) -> Schedule:
         """The exposures that alert slots ``first_slot .. first_slot + count - 1`` fall in."""
         if night < 1:
             raise ValueError("nights are numbered from 1")
@@ -184,8 +193,14 @@ class Schedule:
         )
 
 
-def draft_alerts(config: SimulationConfig, schedule: Schedule, labels: list[str],
-                 rng: np.random.Generator, *, first_index: int) -> NightDraft:
+def draft_alerts(
+    config: SimulationConfig,
+    schedule: Schedule,
+    labels: list[str],
+    rng: np.random.Generator,
+    *,
+    first_index: int,
+) -> NightDraft:
     """Render and describe the alerts in slots ``first_index``.. of the schedule's night."""
     n = len(labels)
     per_exposure = config.alerts_per_exposure
@@ -213,17 +228,32 @@ def draft_alerts(config: SimulationConfig, schedule: Schedule, labels: list[str]
         candid = pid * 10**6 + _PROGRAM_ID * 10**4 + row
         name = object_id(year, schedule.night * MAX_PER_NIGHT + int(slot[i]))
         dec = float(np.clip(schedule.field_dec[e] + extras.dec_offset[i], -89.9, 89.9))
-        ra = float((schedule.field_ra[e] + extras.ra_offset[i] / max(np.cos(np.radians(dec)),
-                                                                      0.05)) % 360)
+        ra = float(
+            (schedule.field_ra[e] + extras.ra_offset[i] / max(np.cos(np.radians(dec)), 0.05)) % 360
+        )
         candidate = _candidate(
-            scenes, extras, i, jd=jd, fid=fid, pid=pid, candid=candid, nid=schedule.nid,
-            rcid=rcid, field=int(schedule.fields[e]), row=row, ra=ra, dec=dec,
+            scenes,
+            extras,
+            i,
+            jd=jd,
+            fid=fid,
+            pid=pid,
+            candid=candid,
+            nid=schedule.nid,
+            rcid=rcid,
+            field=int(schedule.fields[e]),
+            row=row,
+            ra=ra,
+            dec=dec,
             zeropoint=float(schedule.zeropoints[e]),
         )
         mtime = round((jd - _UNIX_EPOCH_JD) * 86400) + 600  # stamps are cut minutes later
         diff_name = "scimref" if candidate["isdiffpos"] == "t" else "refmsci"
-        names = (f"candid{candid}_pid{pid}_targ_sci.fits.gz", f"candid{candid}_ref.fits.gz",
-                 f"candid{candid}_pid{pid}_targ_{diff_name}.fits.gz")
+        names = (
+            f"candid{candid}_pid{pid}_targ_sci.fits.gz",
+            f"candid{candid}_ref.fits.gz",
+            f"candid{candid}_pid{pid}_targ_{diff_name}.fits.gz",
+        )
         record: dict[str, Any] = {
             "schemavsn": packets.SCHEMA_VERSION,
             "publisher": "ZTF (www.ztf.caltech.edu)",
@@ -272,9 +302,23 @@ class _Extras:
         )
 
 
-def _candidate(scenes: Scenes, extras: _Extras, i: int, *, jd: float, fid: int, pid: int,
-               candid: int, nid: int, rcid: int, field: int, row: int, ra: float, dec: float,
-               zeropoint: float) -> dict[str, Any]:
+def _candidate(
+    scenes: Scenes,
+    extras: _Extras,
+    i: int,
+    *,
+    jd: float,
+    fid: int,
+    pid: int,
+    candid: int,
+    nid: int,
+    rcid: int,
+    field: int,
+    row: int,
+    ra: float,
+    dec: float,
+    zeropoint: float,
+) -> dict[str, Any]:
     """Every field of ZTF's ``candidate`` record, consistent with the stamps where they tell."""
     u = extras.uniform[i]
     g = extras.normal[i]
@@ -383,8 +427,9 @@ def _candidate(scenes: Scenes, extras: _Extras, i: int, *, jd: float, fid: int, 
     }
 
 
-def _ps1_neighbours(extras: _Extras, i: int, near_mag: float, nearest: float,
-                    star: bool) -> dict[str, Any]:
+def _ps1_neighbours(
+    extras: _Extras, i: int, near_mag: float, nearest: float, star: bool
+) -> dict[str, Any]:
     """The three nearest Pan-STARRS1 sources (the first is the nearest static source)."""
     g = extras.normal[i]
     out: dict[str, Any] = {}
@@ -403,8 +448,9 @@ def _ps1_neighbours(extras: _Extras, i: int, near_mag: float, nearest: float,
     return out
 
 
-def _history(candidate: dict[str, Any], size: int,
-             rng: np.random.Generator) -> list[dict[str, Any]]:
+def _history(
+    candidate: dict[str, Any], size: int, rng: np.random.Generator
+) -> list[dict[str, Any]]:
     """``size`` earlier non-detections (upper limits) of the same spot, oldest first."""
     if size == 0:
         return []

@@ -70,8 +70,10 @@ class SimulationSummary(BaseModel):
             out.append(f"broken packets: {self.bad_packets} ({kinds}), listed in bad.csv")
         out.append(f"truth: {self.out / 'truth.csv'}")
         per_cpu_second = self.alerts / self.cpu_seconds if self.cpu_seconds > 0 else 0.0
-        out.append(f"{self.seconds:.1f} s, {self.alerts_per_second:.0f} alerts/s "
-                   f"({per_cpu_second:.0f} per CPU-second)")
+        out.append(
+            f"{self.seconds:.1f} s, {self.alerts_per_second:.0f} alerts/s "
+            f"({per_cpu_second:.0f} per CPU-second)"
+        )
         return out
 
 
@@ -105,8 +107,10 @@ def write_simulation(
     classes: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     written = 0
-    with (root / "truth.csv").open("w", newline="") as truth_file, \
-            (root / "bad.csv").open("w", newline="") as bad_file:
+    with (
+        (root / "truth.csv").open("w", newline="") as truth_file,
+        (root / "bad.csv").open("w", newline="") as bad_file,
+    ):
         truth = csv.writer(truth_file)
         truth.writerow(TRUTH_COLUMNS)
         bad = csv.writer(bad_file)
@@ -122,15 +126,26 @@ def write_simulation(
                 classes[alert.label] += 1
             if bad_per_night:
                 (folder / "bad").mkdir()
-                broken = bad_packets(config, night, bad_per_night,
-                                     np.random.default_rng([seed, night, 1]),
-                                     first_index=per_night)
+                broken = bad_packets(
+                    config,
+                    night,
+                    bad_per_night,
+                    np.random.default_rng([seed, night, 1]),
+                    first_index=per_night,
+                )
                 for packet in broken:
                     path = folder / "bad" / packet.file_name
                     path.write_bytes(packet.packet)
                     written += len(packet.packet)
-                    bad.writerow((night, path.relative_to(root).as_posix(), packet.kind,
-                                  packet.reason, packet.alert_id or ""))
+                    bad.writerow(
+                        (
+                            night,
+                            path.relative_to(root).as_posix(),
+                            packet.kind,
+                            packet.reason,
+                            packet.alert_id or "",
+                        )
+                    )
                     kinds[packet.kind] += 1
             if progress is not None:
                 progress(night, per_night)

@@ -113,8 +113,9 @@ def test_fastavro_reads_them_with_the_committed_ztf_schema(
 def test_bad_packets_are_rejected_with_their_reasons() -> None:
     seen = set()
     for night in NIGHTS:
-        for bad in bad_packets(CONFIG, night, 5, np.random.default_rng([17, night, 1]),
-                               first_index=60):
+        for bad in bad_packets(
+            CONFIG, night, 5, np.random.default_rng([17, night, 1]), first_index=60
+        ):
             (result,) = decode_message(bad.packet)
             assert isinstance(result, Rejected), bad.kind
             assert result.reason == bad.reason == BAD_KINDS[bad.kind]

@@ -28,9 +28,13 @@ PENDING_PACKAGES = {"feedback": "services/feedback", "retrain": "services/retrai
 # Series every Prometheus makes itself; the queries may use them.
 PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS"}
 ALWAYS_LABELS = {"job", "instance", "le", "quantile", "__name__"}
-_METRIC_CLASSES = {"Counter": ("_total", "_created"), "Gauge": ("",),
-                   "Histogram": ("_bucket", "_sum", "_count", "_created"),
-                   "Summary": ("_sum", "_count", "_created"), "Info": ("_info",)}
+_METRIC_CLASSES = {
+    "Counter": ("_total", "_created"),
+    "Gauge": ("",),
+    "Histogram": ("_bucket", "_sum", "_count", "_created"),
+    "Summary": ("_sum", "_count", "_created"),
+    "Info": ("_info",),
+}
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,9 @@ class MetricDef:
 
 def _str_list(node: ast.expr | None) -> tuple[str, ...]:
     if isinstance(node, ast.List | ast.Tuple):
-        return tuple(e.value for e in node.elts
-                     if isinstance(e, ast.Constant) and isinstance(e.value, str))
+        return tuple(
+            e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)
+        )
     return ()
 
 
@@ -60,20 +65,27 @@ def metric_definitions(root: Path = ROOT / "services") -> dict[str, MetricDef]:
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
-            kind = func.id if isinstance(func, ast.Name) else (
-                func.attr if isinstance(func, ast.Attribute) else "")
+            kind = (
+                func.id
+                if isinstance(func, ast.Name)
+                else (func.attr if isinstance(func, ast.Attribute) else "")
+            )
             if kind not in _METRIC_CLASSES or not node.args:
                 continue
             first = node.args[0]
-            if not (isinstance(first, ast.Constant) and isinstance(first.value, str)
-                    and first.value.startswith("ahunt_")):
+            if not (
+                isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+                and first.value.startswith("ahunt_")
+            ):
                 continue
             labels = _str_list(node.args[2] if len(node.args) > 2 else None)
             for kw in node.keywords:
                 if kw.arg == "labelnames":
                     labels = _str_list(kw.value)
-            found[first.value] = MetricDef(first.value, kind, labels,
-                                           f"{path.relative_to(ROOT)}:{node.lineno}")
+            found[first.value] = MetricDef(
+                first.value, kind, labels, f"{path.relative_to(ROOT)}:{node.lineno}"
+            )
     return found
 
 
@@ -91,8 +103,11 @@ _DURATION = re.compile(r"\[[^\]]*\]")
 
 def grafana_to_promql(expr: str, rate_interval: str = "1m") -> str:
     """A panel's query as Prometheus runs it (Grafana's interval variables substituted)."""
-    return (expr.replace("$__rate_interval", rate_interval)
-            .replace("$__interval", "15s").replace("$__range", "1h"))
+    return (
+        expr.replace("$__rate_interval", rate_interval)
+        .replace("$__interval", "15s")
+        .replace("$__range", "1h")
+    )
 
 
 def metric_names(expr: str) -> set[str]:
@@ -111,8 +126,24 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
-             "unless", "bool", "offset", "inf", "nan", "Inf", "NaN", "atan2"}
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    "Inf",
+    "NaN",
+    "atan2",
+}
 
 
 def label_names(expr: str) -> set[str]:
@@ -134,9 +165,9 @@ def selectors(expr: str) -> list[str]:
     for name in metric_names(expr):
         for m in re.finditer(rf"(?<![\w:]){re.escape(name)}(?![\w:])", masked):
             end = m.end()
-            if masked[end:end + 1] == "{":
+            if masked[end : end + 1] == "{":
                 end = masked.index("}", end) + 1
-            out.append(expr[m.start():end])
+            out.append(expr[m.start() : end])
     return sorted(set(out))
 
 
@@ -151,8 +182,10 @@ def dashboard_queries() -> Iterator[Query]:
         board = json.loads(path.read_text())
         for panel in board["panels"]:
             for target in panel.get("targets", []):
-                yield Query(f"{path.stem} / {panel['title']} / {target['refId']}",
-                            grafana_to_promql(target["expr"]))
+                yield Query(
+                    f"{path.stem} / {panel['title']} / {target['refId']}",
+                    grafana_to_promql(target["expr"]),
+                )
         for a in board.get("annotations", {}).get("list", []):
             if "expr" in a:
                 yield Query(f"{path.stem} / annotation {a['name']}", grafana_to_promql(a["expr"]))
@@ -192,8 +225,10 @@ def promtool() -> str:
     if found:
         return found
     if os.environ.get("CI"):
-        pytest.fail("promtool not found under CI=true: .ci/setup must install Debian's "
-                    "`prometheus` package (apt-get install prometheus)")
+        pytest.fail(
+            "promtool not found under CI=true: .ci/setup must install Debian's "
+            "`prometheus` package (apt-get install prometheus)"
+        )
     pytest.skip("promtool not installed (apt-get install prometheus); required under CI")
 
 
@@ -202,8 +237,10 @@ def prometheus_binary() -> str:
     if found:
         return found
     if os.environ.get("CI"):
-        pytest.fail("prometheus not found under CI=true: .ci/setup must install Debian's "
-                    "`prometheus` package (apt-get install prometheus)")
+        pytest.fail(
+            "prometheus not found under CI=true: .ci/setup must install Debian's "
+            "`prometheus` package (apt-get install prometheus)"
+        )
     pytest.skip("prometheus not installed (apt-get install prometheus); required under CI")
 
 

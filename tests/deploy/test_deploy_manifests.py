@@ -57,8 +57,9 @@ def check_command(args: list[str], where: str) -> None:
 def check_env(names: set[str], where: str) -> None:
     ours = {n for n in names if n.startswith(ENV_PREFIXES)} - ENV_NOT_SETTINGS
     unknown = ours - all_env_names()
-    pending = {n for n in unknown if any(n.startswith(f"AHUNT_{s.upper()}_")
-                                        for s in pending_services())}
+    pending = {
+        n for n in unknown if any(n.startswith(f"AHUNT_{s.upper()}_") for s in pending_services())
+    }
     assert unknown == pending, f"{where}: no settings class reads {sorted(unknown - pending)}"
     if pending:
         pytest.skip(f"TODO(lead): {sorted(pending)} ({where}) belong to services not written yet")
@@ -73,13 +74,15 @@ def test_every_deploy_yaml_parses() -> None:
 
 # --- compose ---------------------------------------------------------------------------------
 
+
 def compose() -> dict[str, Any]:
     return dict(yaml.safe_load(COMPOSE.read_text()))
 
 
 def ahunt_services() -> dict[str, dict[str, Any]]:
-    return {n: s for n, s in compose()["services"].items()
-            if str(s.get("image", "")).startswith(IMAGE)}
+    return {
+        n: s for n, s in compose()["services"].items() if str(s.get("image", "")).startswith(IMAGE)
+    }
 
 
 def test_compose_runs_kafka_kraft_redis_aof_and_two_scorers_in_one_group() -> None:
@@ -120,13 +123,15 @@ def test_compose_mounts_exist_and_feed_prometheus_and_grafana() -> None:
     prom = " ".join(services["prometheus"]["volumes"])
     assert "./prometheus:/etc/prometheus" in prom
     grafana = services["grafana"]["volumes"]
-    provider = yaml.safe_load(
-        (DEPLOY / "grafana/provisioning/dashboards/ahunt.yml").read_text())["providers"][0]
+    provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/ahunt.yml").read_text())[
+        "providers"
+    ][0]
     assert f"./grafana/dashboards:{provider['options']['path']}:ro" in grafana
     assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
 
 
 # --- Kubernetes ------------------------------------------------------------------------------
+
 
 def k8s_objects(directory: Path = K8S) -> list[dict[str, Any]]:
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
@@ -148,8 +153,13 @@ def test_k8s_builtin_objects_validate_against_the_api_schema() -> None:
 
     objects = [*k8s_objects(), *optional_objects()]
     builtin = [o for o in objects if BUILTIN_API.match(o["apiVersion"])]
-    assert {o["kind"] for o in builtin} >= {"Deployment", "ConfigMap", "Secret", "Service",
-                                            "CronJob"}
+    assert {o["kind"] for o in builtin} >= {
+        "Deployment",
+        "ConfigMap",
+        "Secret",
+        "Service",
+        "CronJob",
+    }
     for obj in builtin:
         # strict: an unknown (misspelt) field is an error, not silently dropped by the server
         utils.validate(obj, "1.30.0", strict=True)
@@ -173,8 +183,11 @@ def containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_k8s_containers_run_existing_commands_with_known_settings() -> None:
     objects = [*k8s_objects(), *optional_objects()]
-    config = {(o["kind"], o["metadata"]["name"]): {**o.get("data", {}), **o.get("stringData", {})}
-              for o in objects if o["kind"] in ("ConfigMap", "Secret")}
+    config = {
+        (o["kind"], o["metadata"]["name"]): {**o.get("data", {}), **o.get("stringData", {})}
+        for o in objects
+        if o["kind"] in ("ConfigMap", "Secret")
+    }
     seen = 0
     for obj in objects:
         for c in containers(obj):
@@ -183,8 +196,11 @@ def test_k8s_containers_run_existing_commands_with_known_settings() -> None:
             assert c["image"].split(":")[-1] in ("serving", "training"), where
             names = {e["name"] for e in c.get("env", [])}
             for source in c.get("envFrom", []):
-                kind, ref = (("ConfigMap", source["configMapRef"]) if "configMapRef" in source
-                             else ("Secret", source["secretRef"]))
+                kind, ref = (
+                    ("ConfigMap", source["configMapRef"])
+                    if "configMapRef" in source
+                    else ("Secret", source["secretRef"])
+                )
                 assert (kind, ref["name"]) in config, f"{where}: no {kind} {ref['name']}"
                 names |= set(config[(kind, ref["name"])])
             check_env(names, where)
@@ -198,8 +214,9 @@ def test_k8s_scorer_autoscaling_follows_the_group_lag_within_the_partitions() ->
     scaled = next(o for o in objects if o["kind"] == "ScaledObject")
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
     target = scaled["spec"]["scaleTargetRef"]["name"]
-    deployment = next(o for o in objects
-                      if o["kind"] == "Deployment" and o["metadata"]["name"] == target)
+    deployment = next(
+        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == target
+    )
     assert containers(deployment)[0]["args"] == ["scorer"]
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["type"] == "kafka"
@@ -212,8 +229,12 @@ def test_k8s_scorer_autoscaling_follows_the_group_lag_within_the_partitions() ->
     assert scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"] <= partitions
     auth = next(o for o in objects if o["kind"] == "TriggerAuthentication")
     assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
-    secrets = {(o["metadata"]["name"], k) for o in objects if o["kind"] == "Secret"
-               for k in o["stringData"]}
+    secrets = {
+        (o["metadata"]["name"], k)
+        for o in objects
+        if o["kind"] == "Secret"
+        for k in o["stringData"]
+    }
     for ref in auth["spec"]["secretTargetRef"]:
         assert (ref["name"], ref["key"]) in secrets
 
@@ -232,13 +253,15 @@ def test_k8s_scrape_jobs_match_the_rules() -> None:
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 def test_k8s_kustomization_builds() -> None:
-    out = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, check=True
+    ).stdout
     kinds = {d["kind"] for d in yaml.safe_load_all(out) if d}
     assert {"Deployment", "ScaledObject", "PodMonitor", "Namespace"} <= kinds
 
 
 # --- Dockerfile ------------------------------------------------------------------------------
+
 
 def dockerfile_stages() -> dict[str, list[str]]:
     """Stage name -> its instructions (continuation lines joined)."""
@@ -280,7 +303,7 @@ def test_dockerfile_serving_and_training_targets() -> None:
     training = "\n".join(lineage(stages, "training")) + "\n".join(stages["deps-training"])
     assert "torch" not in serving.replace('! python -c "import torch"', "")
     assert "torchvision" not in training.replace("! pip show torchvision", "")
-    assert 'torch==${TORCH_VERSION}' in training and "ARG TORCH_VERSION=2.13.0" in training
+    assert "torch==${TORCH_VERSION}" in training and "ARG TORCH_VERSION=2.13.0" in training
     assert "download.pytorch.org/whl/cpu" in training
 
 
@@ -289,8 +312,13 @@ def test_dockerfile_copies_only_files_that_exist_and_are_in_the_context() -> Non
     allowed = {ln[1:].rstrip("/") for ln in ignore if ln.startswith("!")}
     text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
     copies = [ln.split() for ln in text.splitlines() if ln.startswith("COPY ")]
-    sources = [w for words in copies if not any(w.startswith("--from") for w in words)
-               for w in words[1:-1] if not w.startswith("--")]
+    sources = [
+        w
+        for words in copies
+        if not any(w.startswith("--from") for w in words)
+        for w in words[1:-1]
+        if not w.startswith("--")
+    ]
     assert sources
     for source in sources:
         path = source.rstrip("/")
@@ -326,8 +354,10 @@ def test_healthcheck_reads_the_scorer_model_gauge() -> None:
         import healthcheck
     finally:
         sys.path.remove(str(DEPLOY))
-    text = ('# HELP ahunt_scorer_model_info 1 for the model version in use\n'
-            'ahunt_scorer_model_info{survey="ztf",version="ztf-0001"} 0.0\n')
+    text = (
+        "# HELP ahunt_scorer_model_info 1 for the model version in use\n"
+        'ahunt_scorer_model_info{survey="ztf",version="ztf-0001"} 0.0\n'
+    )
     assert not healthcheck.serves_model(text)
     assert healthcheck.serves_model(text + 'ahunt_scorer_model_info{survey="ztf",version="b"} 1.0')
     assert healthcheck.check("replay", ready=False)[0]  # no HTTP port: alive is healthy

@@ -41,12 +41,14 @@ def test_dashboards_are_what_the_generator_writes() -> None:
     assert sorted(rendered) == sorted(p.name for p in DASHBOARDS)
     for path in DASHBOARDS:
         assert path.read_text() == rendered[path.name], (
-            f"{path.name} is stale: run python deploy/grafana/build_dashboards.py")
+            f"{path.name} is stale: run python deploy/grafana/build_dashboards.py"
+        )
 
 
 def test_dashboards_use_the_provisioned_datasource_and_cover_the_issue() -> None:
-    sources = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml")
-                             .read_text())["datasources"]
+    sources = yaml.safe_load(
+        (DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"]
     uids = {s["uid"] for s in sources}
     assert len(sources) == 1 and sources[0]["type"] == "prometheus"
     titles = []
@@ -63,10 +65,19 @@ def test_dashboards_use_the_provisioned_datasource_and_cover_the_issue() -> None
             assert panel["datasource"]["uid"] in uids
             assert all(t["datasource"]["uid"] in uids for t in panel["targets"])
     text = " / ".join(titles)
-    for needed in ("lag per topic and partition", "stage latency", "end-to-end latency",
-                   "dead letters per second by reason", "deliveries per user", "labels",
-                   "model version timeline", "retrain outcomes", "requests per second",
-                   "server errors", "targets up"):
+    for needed in (
+        "lag per topic and partition",
+        "stage latency",
+        "end-to-end latency",
+        "dead letters per second by reason",
+        "deliveries per user",
+        "labels",
+        "model version timeline",
+        "retrain outcomes",
+        "requests per second",
+        "server errors",
+        "targets up",
+    ):
         assert needed in text, f"no panel for {needed!r}"
 
 
@@ -92,8 +103,10 @@ def test_every_query_names_metrics_and_labels_the_code_defines() -> None:
 
 
 def test_query_parsing_finds_metrics_and_labels() -> None:
-    expr = ('histogram_quantile(0.99, sum by (le, stage) (rate(ahunt_x_bucket{a="b", c=~"d"}'
-            '[5m]))) / scalar(up{job="ahunt-y"}) and on (instance) ahunt_z > 1e3')
+    expr = (
+        'histogram_quantile(0.99, sum by (le, stage) (rate(ahunt_x_bucket{a="b", c=~"d"}'
+        '[5m]))) / scalar(up{job="ahunt-y"}) and on (instance) ahunt_z > 1e3'
+    )
     assert metric_names(expr) == {"ahunt_x_bucket", "up", "ahunt_z"}
     assert label_names(expr) == {"le", "stage", "a", "c", "job", "instance"}
 
@@ -107,8 +120,14 @@ def test_rules_use_only_scrape_jobs_that_exist() -> None:
             assert job in jobs, f"{q.where}: job {job} is not scraped"
     names = [r["alert"] for r in rules()]
     assert len(names) == len(set(names))
-    for needed in ("AhuntScorerLagGrowing", "AhuntDeadLetterSpike", "AhuntScorerNoModel",
-                   "AhuntRetrainFailing", "AhuntFeedbackServerErrors", "AhuntServiceDown"):
+    for needed in (
+        "AhuntScorerLagGrowing",
+        "AhuntDeadLetterSpike",
+        "AhuntScorerNoModel",
+        "AhuntRetrainFailing",
+        "AhuntFeedbackServerErrors",
+        "AhuntServiceDown",
+    ):
         assert needed in names
     for rule in rules():
         assert rule["labels"]["severity"] in ("info", "warning", "critical")
@@ -144,12 +163,21 @@ def test_promtool_rule_unit_tests_can_fail(tmp_path: os.PathLike[str]) -> None:
     case = {
         "rule_files": [str(p) for p in sorted((PROMETHEUS / "rules").glob("*.yml"))],
         "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": [{"series": 'up{job="ahunt-scorer",instance="a"}', "values": "1x10"}],
-            "alert_rule_test": [{"eval_time": "5m", "alertname": "AhuntServiceDown",
-                                 "exp_alerts": [{"exp_labels": {"job": "ahunt-scorer"}}]}],
-        }],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": 'up{job="ahunt-scorer",instance="a"}', "values": "1x10"}
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "5m",
+                        "alertname": "AhuntServiceDown",
+                        "exp_alerts": [{"exp_labels": {"job": "ahunt-scorer"}}],
+                    }
+                ],
+            }
+        ],
     }
     path = os.path.join(tmp_path, "wrong.test.yml")
     with open(path, "w") as f:
@@ -160,14 +188,19 @@ def test_promtool_rule_unit_tests_can_fail(tmp_path: os.PathLike[str]) -> None:
 
 # --- the configuration reference in docs/OPERATIONS.md -----------------------------------------
 
+
 def test_operations_doc_configuration_reference_is_in_sync() -> None:
     assert config_doc.main(["--check", str(ROOT / "docs" / "OPERATIONS.md")]) == 0, (
-        "run: python -m services.common.config_doc --write docs/OPERATIONS.md")
+        "run: python -m services.common.config_doc --write docs/OPERATIONS.md"
+    )
 
 
 def test_every_settings_class_is_documented() -> None:
-    missing = [m for m, _ in config_doc.SETTINGS_CLASSES
-               if not (ROOT / m.replace(".", "/")).with_suffix(".py").exists()]
+    missing = [
+        m
+        for m, _ in config_doc.SETTINGS_CLASSES
+        if not (ROOT / m.replace(".", "/")).with_suffix(".py").exists()
+    ]
     if missing:
         pytest.skip(f"TODO(lead): settings modules not written yet: {missing}")
     classes = list(config_doc.load_classes(strict=True))

@@ -65,8 +65,11 @@ def post(api: Api, who: dict[str, str], **body: Any) -> Any:
 def test_every_v1_route_requires_a_valid_token(api: Api) -> None:
     # The app's own routes (docs) and every route of the routers it includes (newer FastAPI
     # versions keep included routers nested in app.routes).
-    routes = [r for r in (*api.app.routes, *(r for rt in ROUTERS for r in rt.routes))
-              if isinstance(r, APIRoute | Route)]
+    routes = [
+        r
+        for r in (*api.app.routes, *(r for rt in ROUTERS for r in rt.routes))
+        if isinstance(r, APIRoute | Route)
+    ]
     assert {r.path for r in routes if not r.path.startswith("/v1/")} == PUBLIC
     checked = 0
     for route in routes:
@@ -326,8 +329,10 @@ def test_request_body_limit_answers_413(
         ok = http.post("/v1/feedback", json={**body, "comment": "short"}, headers=bearer(token))
         assert ok.status_code == 201
         metrics = http.get("/metrics").text
-    assert 'ahunt_feedback_requests_total{method="POST",route="/v1/feedback",status="413"} 2.0' \
+    assert (
+        'ahunt_feedback_requests_total{method="POST",route="/v1/feedback",status="413"} 2.0'
         in metrics
+    )
 
 
 def test_metrics_have_the_fixed_names_and_route_templates(api: Api) -> None:
@@ -350,9 +355,7 @@ def test_metrics_have_the_fixed_names_and_route_templates(api: Api) -> None:
         "ahunt_feedback_redis_durable 1.0",
     ):
         assert line in text, line
-    assert re.search(
-        r'ahunt_feedback_request_seconds_count\{route="/v1/feedback"\} 2\.0', text
-    )
+    assert re.search(r'ahunt_feedback_request_seconds_count\{route="/v1/feedback"\} 2\.0', text)
 
 
 def test_health_and_readiness(api: Api) -> None:
@@ -366,7 +369,9 @@ def test_health_and_readiness(api: Api) -> None:
 
 
 def test_users_command_adds_lists_and_revokes(
-    api: Api, redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch,
+    api: Api,
+    redis_server: EmbeddedRedis,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("REDIS_URL", redis_server.url)

@@ -42,6 +42,7 @@ def test_concurrent_requests_share_round_trips_and_keep_their_replies(
             return await batcher.transaction(queue)
 
         results = await asyncio.gather(*(request(i) for i in range(50)), return_exceptions=True)
+
         def read(i: int) -> Any:
             return batcher.read(lambda p: p.hget(f"h{i}", "n"))
 
@@ -98,8 +99,12 @@ def test_answer_is_reapplied_when_the_profile_changed_meanwhile(
         store.save_profile(redis_client, UserProfile(name="ann", weights={"lens": 3.0}))
         record = LabelRecord(user="ann", alert_id="7", label="sn", interesting=True)
         committed = await storage.commit_label(
-            batcher, record, target, feedback_event("label", record),
-            lambda p: apply_answer(p, "sn", True), profile,
+            batcher,
+            record,
+            target,
+            feedback_event("label", record),
+            lambda p: apply_answer(p, "sn", True),
+            profile,
         )
         await client.aclose()
         return committed

@@ -103,5 +103,7 @@ def test_redis_without_fsync_always_is_reported_or_refused(
     with caplog.at_level(logging.WARNING, logger="ahunt.feedback"), TestClient(lenient) as http:
         assert http.get("/readyz").json()["durable"] is False
         assert "ahunt_feedback_redis_durable 0.0" in http.get("/metrics").text
-    assert any("REDIS IS NOT DURABLE" in r.getMessage() and "appendfsync=everysec" in
-               r.getMessage() for r in caplog.records)
+    assert any(
+        "REDIS IS NOT DURABLE" in r.getMessage() and "appendfsync=everysec" in r.getMessage()
+        for r in caplog.records
+    )

@@ -54,8 +54,12 @@ def test_label_and_undo_events_arrive_on_the_feedback_topic(
     topic = new_topic("ahunt.feedback")
     token = bearer(add_user(redis_client, "alice"))
     seed_alert(redis_client, "77", delivered_to=["alice"])
-    app, _ = make_app(redis_server.url, producer(kafka_settings, kafka_bootstrap),
-                      events_topic=topic, outbox_poll_s=0.2)
+    app, _ = make_app(
+        redis_server.url,
+        producer(kafka_settings, kafka_bootstrap),
+        events_topic=topic,
+        outbox_poll_s=0.2,
+    )
     c = consumer(kafka_settings, kafka_bootstrap, group_id)
     c.subscribe([topic])
     try:
@@ -74,9 +78,15 @@ def test_label_and_undo_events_arrive_on_the_feedback_topic(
     assert headers["ahunt-schema"] == b"ahunt.v1.FeedbackEvent"
     assert headers["ahunt-schema-version"] == b"1"
     assert headers["ahunt-event-id"].decode() == label["event_id"]
-    assert (label["user"], label["alert_id"], label["label"], label["interesting"],
-            label["comment"], label["survey"], label["model_version"]) == (
-        "alice", "77", "sn_ia", True, "bright", "ztf", "ztf-0001")
+    assert (
+        label["user"],
+        label["alert_id"],
+        label["label"],
+        label["interesting"],
+        label["comment"],
+        label["survey"],
+        label["model_version"],
+    ) == ("alice", "77", "sn_ia", True, "bright", "ztf", "ztf-0001")
     assert events[1][2]["label"] == "sn_ia" and events[1][2]["event_id"] != label["event_id"]
 
 
@@ -92,22 +102,29 @@ def test_kafka_down_keeps_events_in_the_outbox_until_delivered(
     token = bearer(add_user(redis_client, "bob"))
     seed_alert(redis_client, "88")
     # A broker address where nothing listens: every delivery attempt fails.
-    dead = producer(kafka_settings, f"127.0.0.1:{free_port()}",
-                    **{"message.timeout.ms": 1000, "log_level": 0})
-    app, _ = make_app(redis_server.url, dead, events_topic=topic, outbox_poll_s=0.2,
-                      outbox_flush_timeout_s=0.5)
+    dead = producer(
+        kafka_settings, f"127.0.0.1:{free_port()}", **{"message.timeout.ms": 1000, "log_level": 0}
+    )
+    app, _ = make_app(
+        redis_server.url, dead, events_topic=topic, outbox_poll_s=0.2, outbox_flush_timeout_s=0.5
+    )
     with TestClient(app) as http:
         r = http.post("/v1/feedback", json={"alert_id": "88", "label": "agn"}, headers=token)
         assert r.status_code == 201  # durable in Redis: acknowledged whatever Kafka does
-        wait_until(lambda: "ahunt_feedback_publish_errors_total 0.0"
-                   not in http.get("/metrics").text)
+        wait_until(
+            lambda: "ahunt_feedback_publish_errors_total 0.0" not in http.get("/metrics").text
+        )
         assert redis_client.llen(store.FEEDBACK_OUTBOX) == 1
     assert redis_client.llen(store.FEEDBACK_OUTBOX) == 1  # shutdown did not drop it either
     del app, dead  # stop the dead producer's reconnect attempts
 
     # Kafka is back (an API with a working producer): the waiting event goes out.
-    app, _ = make_app(redis_server.url, producer(kafka_settings, kafka_bootstrap),
-                      events_topic=topic, outbox_poll_s=0.2)
+    app, _ = make_app(
+        redis_server.url,
+        producer(kafka_settings, kafka_bootstrap),
+        events_topic=topic,
+        outbox_poll_s=0.2,
+    )
     c = consumer(kafka_settings, kafka_bootstrap, group_id)
     c.subscribe([topic])
     try:
@@ -117,4 +134,5 @@ def test_kafka_down_keeps_events_in_the_outbox_until_delivered(
     finally:
         c.close()
     assert [(e[2]["user"], e[2]["alert_id"], e[2]["label"]) for e in events] == [
-        ("bob", "88", "agn")]
+        ("bob", "88", "agn")
+    ]

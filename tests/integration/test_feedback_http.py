@@ -49,8 +49,9 @@ def test_served_in_a_thread_over_http(
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token
-                                     else {})
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {token}"} if token else {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as r:
             return r.status, json.loads(r.read())
@@ -60,12 +61,19 @@ def _get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
 
 def test_standalone_command_just_works_with_nothing_configured() -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS") and not k.startswith("AHUNT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS") and not k.startswith("AHUNT_")
+    }
     env["AHUNT_FEEDBACK_PORT"] = str(port)
     process = subprocess.Popen(
         [sys.executable, "-m", "services.feedback", "--user", "alice"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -99,9 +107,26 @@ def test_benchmark_checks_every_acknowledged_label(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     out = tmp_path / "bench.json"
-    args = parser.parse_args(["--users", "5", "--alerts", "50", "--concurrency", "4",
-                              "--seconds", "1", "--rate", "50", "--rate-seconds", "1",
-                              "--warmup-seconds", "0", "--json", str(out)])
+    args = parser.parse_args(
+        [
+            "--users",
+            "5",
+            "--alerts",
+            "50",
+            "--concurrency",
+            "4",
+            "--seconds",
+            "1",
+            "--rate",
+            "50",
+            "--rate-seconds",
+            "1",
+            "--warmup-seconds",
+            "0",
+            "--json",
+            str(out),
+        ]
+    )
     assert main(args) == 0
     report = json.loads(out.read_text())
     assert report["closed"]["acknowledged"] > 0 and report["open"]["acknowledged"] > 0

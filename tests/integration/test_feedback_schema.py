@@ -29,8 +29,13 @@ CROSS_FIELD_RULES = {"PUT /v1/me/interest"}
 # is refused is not checked: unknown query parameters are ignored (as HTTP servers do), and the
 # token added to every call undoes negative cases that drop the Authorization header.
 LENIENT = [negative_data_rejection]
-PARAMETERLESS = {"GET /healthz", "GET /readyz", "GET /v1/me", "GET /v1/me/interest",
-                 "GET /v1/classes"}
+PARAMETERLESS = {
+    "GET /healthz",
+    "GET /readyz",
+    "GET /v1/me",
+    "GET /v1/me/interest",
+    "GET /v1/classes",
+}
 
 
 def test_no_server_errors_and_answers_match_the_schema(
@@ -51,8 +56,12 @@ def test_no_server_errors_and_answers_match_the_schema(
             excluded.append(positive_data_acceptance)
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case: Any) -> None:
             response = case.call(headers={**(case.headers or {}), **headers})
             assert response.status_code < 500, (case.method, case.path, response.text)

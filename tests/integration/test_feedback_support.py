@@ -64,8 +64,12 @@ def seed_alert(
     pipe = client.pipeline(transaction=False)
     store.cache_alert(pipe, alert_id, meta, stamp, list(cutouts), 3_600)
     for user in delivered_to:
-        delivery = {"score": score, "reason": reason, "model_version": model_version,
-                    "delivered_at": 1_700_000_001.0}
+        delivery = {
+            "score": score,
+            "reason": reason,
+            "model_version": model_version,
+            "delivered_at": 1_700_000_001.0,
+        }
         store.record_delivery(pipe, user, alert_id, delivery, 3_600, 500)
     pipe.execute()
     return stamp
@@ -74,9 +78,7 @@ def seed_alert(
 def make_app(
     redis_url: str, producer: Producer | None = None, **overrides: Any
 ) -> tuple[FastAPI, Redis]:
-    settings = FeedbackSettings(
-        **{"rate_limit_per_s": 0.0, "auth_cache_s": 0.0, **overrides}
-    )
+    settings = FeedbackSettings(**{"rate_limit_per_s": 0.0, "auth_cache_s": 0.0, **overrides})
     client = redis_client(redis_url, settings)
     return create_app(settings, client, producer), client
 

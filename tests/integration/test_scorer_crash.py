@@ -25,8 +25,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _scorer(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "services.scorer"], cwd=REPO,
-                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.scorer"],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _keys(
@@ -50,7 +55,8 @@ def test_crash_between_produce_and_commit_loses_nothing(
     model_root: Path,
     redis_server,
     redis_client: redis.Redis,
-    ztf_payloads: list[bytes], tmp_path: Path,
+    ztf_payloads: list[bytes],
+    tmp_path: Path,
 ) -> None:
     single = [p for p in ztf_payloads if b"topLevelRecord" not in p][:40]
     messages = unique_copies(single, 3)

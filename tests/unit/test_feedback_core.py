@@ -40,8 +40,15 @@ def test_answers_follow_interest_semantics() -> None:
 
 
 def test_event_round_trips_through_its_avro_schema() -> None:
-    record = LabelRecord(user="u", alert_id="12", label="SN Ia", interesting=False,
-                         comment="é", model_version="m1", labelled_at=10.0)
+    record = LabelRecord(
+        user="u",
+        alert_id="12",
+        label="SN Ia",
+        interesting=False,
+        comment="é",
+        model_version="m1",
+        labelled_at=10.0,
+    )
     event = feedback_event("undo", record, event_id="e", at=11.0)
     message = event_message("ahunt.feedback", outbox_entry(event).encode())
     assert message.key == b"u" and message.topic == "ahunt.feedback"
@@ -58,8 +65,10 @@ def test_event_without_a_user_cannot_be_encoded() -> None:
 
 
 def test_pages_are_newest_first_and_complete() -> None:
-    records = [LabelRecord(user="u", alert_id=str(i), label="a" if i % 2 else "b", labelled_at=i)
-               for i in range(7)]
+    records = [
+        LabelRecord(user="u", alert_id=str(i), label="a" if i % 2 else "b", labelled_at=i)
+        for i in range(7)
+    ]
     seen: list[str] = []
     offset: int | None = 0
     while offset is not None:
@@ -156,7 +165,11 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("REDIS_URL", "redis://example:6379/2")
     s = FeedbackSettings()
     assert (s.port, s.rate_limit_per_s, s.redis_url, s.workers) == (
-        9999, 3.5, "redis://example:6379/2", 1)
+        9999,
+        3.5,
+        "redis://example:6379/2",
+        1,
+    )
     monkeypatch.delenv("REDIS_URL")
     monkeypatch.delenv("AHUNT_FEEDBACK_PORT")
     defaults = FeedbackSettings()
@@ -165,7 +178,9 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_feedback_service_does_not_import_torch() -> None:
-    code = ("import sys, services.feedback.app, services.feedback.serve, services.feedback.cli, "
-            "services.feedback.__main__; print('torch' in sys.modules)")
+    code = (
+        "import sys, services.feedback.app, services.feedback.serve, services.feedback.cli, "
+        "services.feedback.__main__; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

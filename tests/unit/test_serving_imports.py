@@ -7,8 +7,10 @@ import sys
 
 
 def test_scorer_and_clients_do_not_import_torch() -> None:
-    code = ("import sys, services.scorer.app, services.scorer.__main__, services.clients, "
-            "services.decode_cli, models.interest, models.questions, models.manifest; "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys, services.scorer.app, services.scorer.__main__, services.clients, "
+        "services.decode_cli, models.interest, models.questions, models.manifest; "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

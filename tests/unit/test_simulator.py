@@ -90,6 +90,7 @@ def test_stamps_are_finite_float32_triplets() -> None:
     assert (np.median(science, axis=(1, 2)) > 40).all()
     assert (np.median(template, axis=(1, 2)) > 40).all()
     assert (np.abs(np.median(difference, axis=(1, 2))) < 5).all()
+
     # The template is a deep coadd: less noisy than the science image in the same place
     def noise(images: np.ndarray) -> np.ndarray:
         return np.median(np.abs(np.diff(images, axis=2)), axis=(1, 2))
@@ -103,13 +104,23 @@ def test_each_class_leaves_its_mark_in_the_difference() -> None:
     for name in CLASSES:
         stamps, _ = simulate_stamps(SimulationConfig(class_mix={name: 1.0}), 40, rng)
         diff = stamps[:, 2]
-        sigma = 1.4826 * np.median(np.abs(diff - np.median(diff, axis=(1, 2), keepdims=True)),
-                                   axis=(1, 2))
+        sigma = 1.4826 * np.median(
+            np.abs(diff - np.median(diff, axis=(1, 2), keepdims=True)), axis=(1, 2)
+        )
         centre = diff[:, 28:35, 28:35].max(axis=(1, 2)) / sigma
         ring = _annulus(diff, 5, 12) / sigma
-        edge = np.concatenate([diff[:, :4].reshape(40, -1), diff[:, -4:].reshape(40, -1),
-                               diff[:, :, :4].reshape(40, -1), diff[:, :, -4:].reshape(40, -1)],
-                              axis=1).max(axis=1) / sigma
+        edge = (
+            np.concatenate(
+                [
+                    diff[:, :4].reshape(40, -1),
+                    diff[:, -4:].reshape(40, -1),
+                    diff[:, :, :4].reshape(40, -1),
+                    diff[:, :, -4:].reshape(40, -1),
+                ],
+                axis=1,
+            ).max(axis=1)
+            / sigma
+        )
         if name in ("supernova", "variable_star", "cosmic_ray", "dipole", "satellite"):
             assert np.median(centre) > 8, name  # something bright at the candidate
         if name == "dipole":  # a negative lobe next to the positive one
@@ -120,8 +131,7 @@ def test_each_class_leaves_its_mark_in_the_difference() -> None:
             assert np.median(edge) < 8, name
         if name == "lensed_arc":  # the arcs, between 5 and 12 px from the lens
             assert np.median(ring) > 3
-            assert np.median(ring) > 2 * np.median(diff[:, 29:34, 29:34].mean(axis=(1, 2))
-                                                   / sigma)
+            assert np.median(ring) > 2 * np.median(diff[:, 29:34, 29:34].mean(axis=(1, 2)) / sigma)
 
 
 def _annulus(images: np.ndarray, inner: float, outer: float) -> np.ndarray:
@@ -221,8 +231,14 @@ def test_write_simulation_layout_truth_and_bad_packets(tmp_path: Path) -> None:
 
 
 def test_truth_never_in_the_packets(tmp_path: Path) -> None:
-    write_simulation(tmp_path, 1, 40, seed=3, bad_per_night=5,
-                     config=SimulationConfig(class_mix=dict.fromkeys(CLASSES, 1.0)))
+    write_simulation(
+        tmp_path,
+        1,
+        40,
+        seed=3,
+        bad_per_night=5,
+        config=SimulationConfig(class_mix=dict.fromkeys(CLASSES, 1.0)),
+    )
     names = [name.encode() for name in CLASSES]
     packets = list(tmp_path.rglob("*.avro"))
     assert len(packets) == 45
@@ -249,8 +265,9 @@ def test_an_earlier_simulation_is_not_mixed_into(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", list(BAD_KINDS))
 def test_each_bad_kind_is_rejected_for_its_reason(kind: str) -> None:
     night = 1 + list(BAD_KINDS).index(kind)  # the rotation starts at night - 1
-    (packet,) = bad_packets(SimulationConfig(), night, 1, np.random.default_rng(night),
-                            first_index=10)
+    (packet,) = bad_packets(
+        SimulationConfig(), night, 1, np.random.default_rng(night), first_index=10
+    )
     assert packet.kind == kind
     (result,) = decode_message(packet.packet)
     assert isinstance(result, Rejected)
@@ -263,8 +280,22 @@ def test_each_bad_kind_is_rejected_for_its_reason(kind: str) -> None:
 
 def test_ahunt_simulate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "sim"
-    status = ahunt(["simulate", "--nights", "2", "--alerts-per-night", "6", "--seed", "4",
-                    "--out", str(out), "--bad-packets", "2", "--quiet"])
+    status = ahunt(
+        [
+            "simulate",
+            "--nights",
+            "2",
+            "--alerts-per-night",
+            "6",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+            "--bad-packets",
+            "2",
+            "--quiet",
+        ]
+    )
     assert status == 0
     printed = capsys.readouterr().out
     assert "wrote 12 alerts over 2 night(s)" in printed and "alerts/s" in printed

@@ -30,8 +30,9 @@ async def classes(_user: CurrentUser, redis: RedisDep, request: Request) -> Clas
     names = sorted(set(labels) | in_model | {RESERVE}, key=lambda c: (-labels.get(c, 0), c))
     return ClassesOut(
         classes=[
-            ClassInfo(name=c, labels=labels.get(c, 0), users=len(users.get(c, ())),
-                      in_model=c in in_model)
+            ClassInfo(
+                name=c, labels=labels.get(c, 0), users=len(users.get(c, ())), in_model=c in in_model
+            )
             for c in names
         ],
         models={s: ModelInfo(**m) for s, m in models.items()},

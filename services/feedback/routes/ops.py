@@ -38,8 +38,9 @@ async def readyz(request: Request) -> Response:
             status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(state.settings.retry_after_s)},
         )
-    return JSONResponse(Ready(status="ok", redis="ok", durable=state.durable, outbox=outbox)
-                        .model_dump())
+    return JSONResponse(
+        Ready(status="ok", redis="ok", durable=state.durable, outbox=outbox).model_dump()
+    )
 
 
 @router.get("/metrics", include_in_schema=False)
