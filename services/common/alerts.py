@@ -14,18 +14,42 @@ Framings (detected from the first bytes):
 - ``\\x00`` + 4-byte big-endian schema id + schemaless Avro: Confluent wire format (Rubin). The
   writer schema comes from a :class:`SchemaSource`.
 
+Which survey, and where its fields are, is read from the writer schema's *structure*, never its
+name (:mod:`services.common.decoding.layout`): Spark's ``topLevelRecord``, ids kept only inside
+``candidate``, reordered, pruned, extended or retyped fields and cutouts as plain bytes all
+decode as the alerts they are. What an :class:`Alert` requires, and why:
+
+- **ids** (ZTF ``candid`` and ``objectId``; Rubin ``diaSourceId``/``alertId``): dead letters,
+  user topics and labels are keyed by them. Rubin's object id is optional (``""``): a source not
+  yet associated with any object is still an alert.
+- **position** (ra, dec) and **time** (ZTF ``jd``, Rubin ``midpointMjdTai``): every ZTF and Rubin
+  schema declares them non-null. The budget clock runs on event time, and a record without one
+  would be clocked by the wall instead, mixing two clocks in one night; cone filters need the
+  position. A record without them is a damaged record, not an alert with less in it.
+- **magnitude**: ZTF's ``magpsf`` is required (a non-null field of every ZTF candidate). Rubin's
+  ``psfFlux`` is optional: it is nullable and a difference flux may be negative, which has no
+  magnitude; such an alert passes no magnitude cut (the scorer's filters treat None so).
+- **the three cutouts**: the model sees nothing else.
+
+A schema that lacks a required field (or holds it in a type that cannot carry it, such as a
+double id) is refused whole with ``missing_field`` naming each one (``candidate.jd``,
+``cutoutTemplate``); a record where one is null is refused alone, naming it the same way.
+``unknown_survey`` is left for schemas that look like no alert at all.
+
 Why a hand-written container reader instead of ``fastavro.reader``: fastavro re-parses the
 writer schema embedded in every message (10-26 KB of JSON), and decodes all of the 30-day history
 we never use. Here the schema is parsed once per distinct writer schema, together with a
-*projected* reader schema that keeps only the fields an :class:`Alert` needs (:data:`_KEEP`);
-fastavro then skips the rest without building Python objects for it. Measured on the real
-samples (2-core dev box under load, records/s, Avro only): single-record ZTF messages 4,700 vs
+*projected* reader schema that keeps only the fields an :class:`Alert` needs (the paths the
+layout found); cavro (or fastavro, for schemas cavro refuses) then skips the rest without
+building Python objects for it. Measured on the real samples (2-core dev box under load,
+records/s, Avro only): single-record ZTF messages 4,700 vs
 1,600 for a full ``fastavro.reader`` and 1,100 when the projection is rebuilt per message; all
 165 ZTF/Fink records 2,300 vs 1,000. Skipping ``prv_candidates``/``fp_hists`` is still ~75% of
 what is left. With the three stamps decoded: ~2,400 single-record ZTF alerts/s (a full decode
 with astropy stamps does ~380). Fink's Rubin deep-drilling alerts (~350 prvDiaSources and ~400
 forced sources each) decode at only ~120/s (56 in full): history-heavy Rubin traffic needs
-several decoding processes.
+several decoding processes. Structural detection costs nothing per record (it runs once per
+writer schema): see docs/PERFORMANCE.md, "Decoding", for the figures before and after.
 
 A structurally broken message (cut short, bad sync marker, bad block CRC, records that overrun
 their block) is rejected *whole*, as one :class:`Rejected` with ``index=None``: Kafka checksums
@@ -46,7 +70,7 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -56,6 +80,8 @@ import fastavro
 import numpy as np
 
 from services.common.cutouts import CUTOUT_REASONS, CutoutError, decode_stamp, sniff_format
+from services.common.decoding.layout import Located, locate
+from services.common.decoding.projection import fullname, project_schema
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +111,10 @@ REJECT_REASONS: Final[dict[str, str]] = {
     "unknown_schema_id": "Confluent schema id found in neither the schema directory nor the "
     "registry (or no SchemaSource was given)",
     "bad_schema": "the schema for that id is not a usable Avro schema",
-    "unknown_survey": "the writer schema has neither ZTF nor Rubin alert fields",
-    "missing_field": "an identifier the alert must have (candid, objectId, diaSourceId) is null",
+    "unknown_survey": "the writer schema looks like no alert: neither ZTF's (candidate, candid, "
+    "objectId, jd, magpsf) nor Rubin's (diaSource, diaSourceId, midpointMjdTai) fields",
+    "missing_field": "a field the alert requires (ids, ra, dec, time, ZTF magnitude, a cutout) "
+    "is absent from the schema, of a type that cannot hold it, or null in the record",
     **CUTOUT_REASONS,
 }
 
@@ -101,35 +129,6 @@ _SYNC_SIZE: Final = 16
 _MAX_BLOCK_BYTES: Final = 256 * 1024 * 1024
 _SNAPPY_MAX_RATIO: Final = 32  # snappy cannot expand more than ~21x; more is a corrupt preamble
 
-# What the projected reader schema keeps (None = the whole subtree). Fields a writer schema lacks
-# are simply not there, so one spec serves ZTF 3.x/4.x, Fink and Rubin v3..v11.
-_STAMP: Final[dict[str, Any]] = {"stampData": None}  # ZTF cutout record; Rubin's are bytes
-_KEEP: Final[dict[str, Any]] = {
-    # ZTF, and Fink's re-published ZTF (same fields plus Fink's, record name topLevelRecord)
-    "schemavsn": None,
-    "objectId": None,
-    "candid": None,
-    "candidate": {"ra": None, "dec": None, "magpsf": None, "jd": None},
-    # Rubin: alertId before v8, diaSourceId since; lsst_schema_version is Fink's provenance
-    "alertId": None,
-    "diaSourceId": None,
-    "lsst_schema_version": None,
-    "diaSource": {
-        "diaSourceId": None,
-        "diaObjectId": None,
-        "ssObjectId": None,
-        "ra": None,
-        "dec": None,
-        "psfFlux": None,
-        "midpointMjdTai": None,  # v6+
-        "midPointTai": None,  # v3..v5
-    },
-    "diaObject": {"diaObjectId": None},
-    **{name: _STAMP for name in _CUTOUT_FIELDS},
-}
-_PRIMITIVES: Final = frozenset(
-    {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
-)
 _VERSION_IN_NAME: Final = re.compile(r"v(\d+)_(\d+)")  # lsst.v10_0.alert, lsst.v10_0
 _VERSION_IN_DOC: Final = re.compile(r"\bv(\d+)\.(\d+)\b")  # "Rubin Avro alert schema v10.0"
 
@@ -353,10 +352,29 @@ class _Plan:
 
     writer: Any
     reader: Any
-    survey: Survey | None
     version: str | None
     name: str
+    located: Located
     fast: Any = None  # cavro's compiled resolution of writer -> reader, when cavro accepts both
+
+    @property
+    def survey(self) -> Survey | None:
+        return self.located.survey
+
+    def refuse_unusable(self, where: str) -> None:
+        """Raise the whole-message rejection of a schema that is no alert or lacks a role."""
+        if self.survey is None:
+            raise _Broken(
+                "unknown_survey",
+                f"{where} ({self.name or '?'}) has no ZTF or Rubin alert fields "
+                "(candidate, candid, objectId / diaSource, diaSourceId)",
+            )
+        if self.located.missing:
+            raise _Broken(
+                "missing_field",
+                f"{where} ({self.name or '?'}) looks like a {self.survey.upper()} alert but "
+                f"lacks {', '.join(self.located.missing)}",
+            )
 
     def records(self, data: bytes | memoryview, start: int = 0) -> _RecordReader:
         if self.fast is not None:
@@ -375,31 +393,27 @@ def _plan(schema_text: bytes | str) -> _Plan:
     """
     schema = json.loads(schema_text)
     writer = fastavro.parse_schema(schema)
-    fields: set[str] = set()
     name = ""
     version = None
     if isinstance(schema, dict) and schema.get("type") in ("record", "error"):
-        fields = {field["name"] for field in schema["fields"]}
-        name = _fullname(schema, None)
+        name = fullname(schema, None)
         match = _VERSION_IN_NAME.search(name) or _VERSION_IN_DOC.search(str(schema.get("doc", "")))
         version = f"{int(match[1])}.{int(match[2])}" if match else None
-    survey: Survey | None = None
-    if "cutoutScience" in fields:
-        if {"candid", "objectId", "candidate"} <= fields:
-            survey = "ztf"
-        elif "diaSource" in fields and fields & {"diaSourceId", "alertId"}:
-            survey = "rubin"
-    projected = project_schema(schema, _KEEP) if survey else schema
-    reader = fastavro.parse_schema(projected) if survey else writer
+    located = locate(schema)
+    if located.survey is None or located.missing:  # refused before any record is read
+        return _Plan(writer=writer, reader=writer, version=version, name=name, located=located)
+    projected = project_schema(schema, located.keep)
+    reader = fastavro.parse_schema(projected)
     fast = None
-    if survey:
-        try:
-            fast = cavro.Schema(projected, options=_CAVRO_OPTIONS).reader_for_writer(
-                cavro.Schema(schema, options=_CAVRO_OPTIONS)
-            )
-        except Exception as exc:  # a schema cavro's stricter rules refuse: fastavro reads it
-            log.info("schema %s: fastavro only (%s: %s)", name, type(exc).__name__, exc)
-    return _Plan(writer=writer, reader=reader, survey=survey, version=version, name=name, fast=fast)
+    try:
+        fast = cavro.Schema(projected, options=_CAVRO_OPTIONS).reader_for_writer(
+            cavro.Schema(schema, options=_CAVRO_OPTIONS)
+        )
+    except Exception as exc:  # a schema cavro's stricter rules refuse: fastavro reads it
+        log.info("schema %s: fastavro only (%s: %s)", name, type(exc).__name__, exc)
+    return _Plan(
+        writer=writer, reader=reader, version=version, name=name, located=located, fast=fast
+    )
 
 
 # Real writer schemas are not always valid Avro: Fink's declare union defaults that are not the
@@ -457,100 +471,6 @@ class _FastavroRecords(_RecordReader):
 
     def trailing(self) -> bool:
         return self.stream.tell() != self.size
-
-
-def project_schema(schema: Any, keep: Mapping[str, Any]) -> Any:
-    """A reader schema with only the fields named in ``keep`` (nested dicts for records).
-
-    Records keep their full names, so Avro schema resolution pairs them with the writer's; a
-    named type first defined inside a dropped field is inlined where a kept field first uses
-    it. ``keep[name] = None`` keeps that field whole.
-
-    >>> writer = {"type": "record", "name": "a", "namespace": "x", "fields": [
-    ...     {"name": "big", "type": {"type": "record", "name": "b", "fields": [
-    ...         {"name": "u", "type": "int"}, {"name": "v", "type": "int"}]}},
-    ...     {"name": "again", "type": ["null", "b"]},
-    ...     {"name": "drop", "type": "string"}]}
-    >>> project_schema(writer, {"again": {"v": None}})  # doctest: +NORMALIZE_WHITESPACE
-    {'type': 'record', 'name': 'x.a', 'fields': [{'name': 'again', 'type':
-      ['null', {'type': 'record', 'name': 'x.b', 'fields': [{'name': 'v', 'type': 'int'}]}]}]}
-    """
-    named: dict[str, tuple[dict[str, Any], str | None]] = {}
-    _collect_named(schema, None, named)
-    emitted: set[str] = set()
-
-    def prune(node: Any, spec: Mapping[str, Any] | None, namespace: str | None) -> Any:
-        if isinstance(node, str):
-            if node in _PRIMITIVES:
-                return node
-            full = node if "." in node or not namespace else f"{namespace}.{node}"
-            if full not in named and node in named:
-                full = node
-            if full in emitted or full not in named:
-                return full  # already defined above, or unknown: let parse_schema complain
-            definition, outer = named[full]
-            return prune(definition, spec, outer)
-        if isinstance(node, list):
-            return [prune(branch, spec, namespace) for branch in node]
-        if not isinstance(node, dict):
-            return node
-        kind = node.get("type")
-        if kind in ("record", "error", "enum", "fixed"):
-            full = _fullname(node, namespace)
-            if full in emitted:
-                return full
-            emitted.add(full)
-            if kind in ("enum", "fixed"):
-                return {k: v for k, v in node.items() if k not in ("namespace", "aliases")} | {
-                    "name": full
-                }
-            inner = full.rpartition(".")[0] or None
-            fields = []
-            for field in node["fields"]:
-                if spec is not None and field["name"] not in spec:
-                    continue
-                sub = None if spec is None else spec[field["name"]]
-                fields.append({"name": field["name"], "type": prune(field["type"], sub, inner)})
-            return {"type": "record", "name": full, "fields": fields}
-        if kind == "array":
-            return {**node, "items": prune(node["items"], spec, namespace)}
-        if kind == "map":
-            return {**node, "values": prune(node["values"], spec, namespace)}
-        if isinstance(kind, dict | list) or (isinstance(kind, str) and kind not in _PRIMITIVES):
-            return prune(kind, spec, namespace)  # {"type": {...}} or {"type": "named.Type"}
-        return node
-
-    return prune(schema, keep, None)
-
-
-def _fullname(node: Mapping[str, Any], namespace: str | None) -> str:
-    name = str(node["name"])
-    if "." in name:
-        return name
-    namespace = node.get("namespace", namespace)
-    return f"{namespace}.{name}" if namespace else name
-
-
-def _collect_named(
-    node: Any, namespace: str | None, named: dict[str, tuple[dict[str, Any], str | None]]
-) -> None:
-    if isinstance(node, list):
-        for branch in node:
-            _collect_named(branch, namespace, named)
-    elif isinstance(node, dict):
-        kind = node.get("type")
-        if kind in ("record", "error", "enum", "fixed") and "name" in node:
-            full = _fullname(node, namespace)
-            named.setdefault(full, (node, namespace))
-            if kind in ("record", "error"):
-                for field in node.get("fields", ()):
-                    _collect_named(field.get("type"), full.rpartition(".")[0] or None, named)
-        elif kind == "array":
-            _collect_named(node.get("items"), namespace, named)
-        elif kind == "map":
-            _collect_named(node.get("values"), namespace, named)
-        elif isinstance(kind, dict | list):
-            _collect_named(kind, namespace, named)
 
 
 # --- framing -----------------------------------------------------------------------------------
@@ -628,10 +548,7 @@ def _container_records(payload: bytes) -> tuple[_Plan, list[dict[str, Any]]]:
         plan = _plan(bytes(schema_text))
     except Exception as exc:  # JSON or Avro schema errors: the header is damaged
         raise _Broken("corrupt_avro", f"container schema: {type(exc).__name__}: {exc}") from None
-    if plan.survey is None:
-        raise _Broken(
-            "unknown_survey", f"writer schema {plan.name or '?'} is not a ZTF/Rubin alert"
-        )
+    plan.refuse_unusable("the container's writer schema")
     records: list[dict[str, Any]] = []
     block_index = 0
     while cursor.pos < len(payload):
@@ -717,11 +634,7 @@ def _confluent_record(
         plan = _plan(text)
     except Exception as exc:
         raise _Broken("bad_schema", f"schema id {schema_id}: {type(exc).__name__}: {exc}") from None
-    if plan.survey is None:
-        raise _Broken(
-            "unknown_survey",
-            f"schema id {schema_id} ({plan.name or '?'}) is not a ZTF/Rubin alert schema",
-        )
+    plan.refuse_unusable(f"schema id {schema_id}")
     reader = plan.records(payload, 5)
     try:
         record = reader.read()
@@ -787,67 +700,51 @@ def decode_message(payload: bytes, schemas: SchemaSource | None = None) -> list[
         return [Rejected("corrupt_avro", f"unexpected {type(exc).__name__}: {exc}")]
 
 
+class _Refused(Exception):
+    """One record's rejection travelling up to :func:`_to_alert`."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 def _to_alert(
     record: dict[str, Any], survey: Survey, plan: _Plan, index: int, id_version: str | None
 ) -> Alert | Rejected:
     """Pull the scoring fields out of one projected record and decode its three stamps."""
-    if survey == "ztf":
-        candid, object_id = record.get("candid"), record.get("objectId")
-        if candid is None or object_id is None:
-            missing = "candid" if candid is None else "objectId"
-            return Rejected("missing_field", f"{missing} is null", index, _str(candid))
-        candidate = record.get("candidate") or {}
-        alert_id = str(candid)
-        object_id = str(object_id)
-        version = str(record.get("schemavsn") or plan.version or "unknown")
-        ra, dec = _real(candidate.get("ra")), _real(candidate.get("dec"))
-        magnitude = _real(candidate.get("magpsf"))
-        jd = _real(candidate.get("jd"))
-        observed_mjd = jd - _JD_TO_MJD if jd is not None else None
-    else:
-        source = record.get("diaSource") or {}
-        raw_id = record.get("diaSourceId", record.get("alertId"))
-        if raw_id is None:
-            raw_id = source.get("diaSourceId")
-        if raw_id is None:
-            return Rejected("missing_field", "diaSourceId is null", index, None)
-        alert_id = str(raw_id)
-        dia_object = record.get("diaObject") or {}
-        # Rubin writes 0, not null, for "no such object": a solar-system source has
-        # diaObjectId 0 and its ssObjectId, a static-sky source ssObjectId 0. Fink turns the
-        # absent diaObject record into a record of nulls.
-        object_id = next(
-            (
-                str(value)
-                for value in (
-                    dia_object.get("diaObjectId"),
-                    source.get("diaObjectId"),
-                    source.get("ssObjectId"),
-                )
-                if value  # None and 0 both mean "not associated"
-            ),
-            "",  # associated with nothing yet: still an alert worth scoring
-        )
-        fink_version = record.get("lsst_schema_version")
-        match = _VERSION_IN_NAME.search(fink_version) if isinstance(fink_version, str) else None
-        version = (
-            f"{int(match[1])}.{int(match[2])}" if match else plan.version or id_version or "unknown"
-        )
-        ra, dec = _real(source.get("ra")), _real(source.get("dec"))
-        flux = _real(source.get("psfFlux"))
-        magnitude = _NJY_AB_ZEROPOINT - 2.5 * math.log10(flux) if flux and flux > 0 else None
-        observed_mjd = _real(source.get("midpointMjdTai", source.get("midPointTai")))
-    stamps: list[bytes] = []
-    images: list[np.ndarray] = []
-    for field in _CUTOUT_FIELDS:
-        value: Any = record.get(field)
-        if isinstance(value, dict):  # ZTF: {"fileName": ..., "stampData": bytes}
-            value = value.get("stampData")
-        try:
-            images.append(decode_stamp(value))
-        except CutoutError as exc:
-            return Rejected(exc.reason, f"{field}: {exc.message}", index, alert_id)
-        stamps.append(bytes(value))  # no copy: fastavro gives bytes, decode_stamp checked them
+    located = plan.located
+    alert_id: str | None = None
+    try:
+        alert_id = _identifier(record, located, "alert_id")
+        if survey == "ztf":
+            object_id = _identifier(record, located, "object_id")
+            version = str(_first(record, located, "version") or plan.version or "unknown")
+            ra = _number(record, located, "ra")
+            dec = _number(record, located, "dec")
+            observed_mjd = _number(record, located, "time") - _JD_TO_MJD
+            magnitude: float | None = _number(record, located, "magnitude")
+        else:
+            object_id = _rubin_object(record, located)
+            fink_version = _first(record, located, "version")
+            match = _VERSION_IN_NAME.search(fink_version) if isinstance(fink_version, str) else None
+            version = (
+                f"{int(match[1])}.{int(match[2])}"
+                if match
+                else plan.version or id_version or "unknown"
+            )
+            ra = _number(record, located, "ra")
+            dec = _number(record, located, "dec")
+            observed_mjd = _number(record, located, "time")
+            flux = _first(record, located, "magnitude")
+            magnitude = (
+                _NJY_AB_ZEROPOINT - 2.5 * math.log10(flux)
+                if flux is not None and flux > 0 and math.isfinite(flux)
+                else None  # a negative difference flux (or none) has no magnitude
+            )
+        images, stamps = _stamps(record, located)
+    except _Refused as refused:
+        return Rejected(refused.reason, refused.message, index, alert_id)
     return Alert(
         alert_id=alert_id,
         object_id=object_id,
@@ -860,6 +757,67 @@ def _to_alert(
         cutouts=(images[0], images[1], images[2]),
         cutout_bytes=(stamps[0], stamps[1], stamps[2]),
     )
+
+
+def _first(record: dict[str, Any], located: Located, role: str) -> Any:
+    """The role's value from the first of its paths that is not null, else None."""
+    for path in located.paths.get(role, ()):
+        value: Any = record
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+            if value is None:
+                break
+        if value is not None:
+            return value
+    return None
+
+
+def _required(record: dict[str, Any], located: Located, role: str) -> Any:
+    value = _first(record, located, role)
+    if value is None:
+        paths = [".".join(path) for path in located.paths[role]]
+        verb = "is" if len(paths) == 1 else "are all"
+        raise _Refused("missing_field", f"{' and '.join(paths)} {verb} null")
+    return value
+
+
+def _identifier(record: dict[str, Any], located: Located, role: str) -> str:
+    text = str(_required(record, located, role)).strip()
+    if not text:
+        raise _Refused("missing_field", f"{located.label(role)} is an empty string")
+    return text
+
+
+def _number(record: dict[str, Any], located: Located, role: str) -> float:
+    return float(_required(record, located, role))
+
+
+def _rubin_object(record: dict[str, Any], located: Located) -> str:
+    # Rubin writes 0, not null, for "no such object": a solar-system source has diaObjectId 0
+    # and its ssObjectId, a static-sky source ssObjectId 0. Fink turns the absent diaObject
+    # record into a record of nulls. Associated with nothing yet: still an alert worth scoring.
+    for path in located.paths.get("object_id", ()):
+        value: Any = record
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value and str(value).strip() not in ("", "0"):  # None and 0 mean "not associated"
+            return str(value).strip()
+    return ""
+
+
+def _stamps(record: dict[str, Any], located: Located) -> tuple[list[np.ndarray], list[bytes]]:
+    stamps: list[bytes] = []
+    images: list[np.ndarray] = []
+    for field in _CUTOUT_FIELDS:
+        value: Any = _first(record, located, field)
+        if isinstance(value, dict):  # ZTF: {"fileName": ..., "stampData": bytes}
+            value = value.get(located.stamp_keys.get(field, "stampData"))
+        try:
+            images.append(decode_stamp(value))
+        except CutoutError as exc:
+            raise _Refused(exc.reason, f"{field}: {exc.message}") from None
+        stamps.append(bytes(value))  # no copy: fastavro gives bytes, decode_stamp checked them
+    return images, stamps
 
 
 def _as_record(value: object) -> dict[str, Any]:
