@@ -518,16 +518,16 @@ def test_every_sample_schema_takes_the_compiled_reader_and_both_readers_agree(
 ) -> None:
     """cavro is the fast path for every real schema; fastavro, the fallback for schemas cavro
     refuses, must give the very same alerts."""
-    from services.common import alerts as decoding
+    from services.common.decoding import plans
 
     payload = _read(relative)
     fast = decode_message(payload)
     header = fastavro.reader(io.BytesIO(payload))
-    plan = decoding._plan(json.dumps(header.writer_schema))
+    plan = plans.plan_for(json.dumps(header.writer_schema))
     assert plan.fast is not None, "cavro refused a real alert schema"
-    original = decoding._plan
+    original = plans.plan_for
     monkeypatch.setattr(
-        decoding, "_plan", lambda text: dataclasses.replace(original(text), fast=None)
+        plans, "plan_for", lambda text: dataclasses.replace(original(text), fast=None)
     )
     slow = decode_message(payload)
     assert [type(r) for r in fast] == [type(r) for r in slow]

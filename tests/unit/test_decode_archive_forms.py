@@ -22,8 +22,8 @@ import fastavro.schema
 import numpy as np
 import pytest
 
-from services.common import alerts as decoding
 from services.common.alerts import Alert, Rejected, decode_message
+from services.common.decoding import plans
 
 ALERTS = Path(__file__).resolve().parents[2].parent / "shared/data/alerts"
 ZTF_FILE = ALERTS / "ztf/ztf_20250302_programid1_ZTF17aaarzyp_2982177112815010003.v4_02.avro"
@@ -346,7 +346,7 @@ def _assert_same(
 
 def _compiled(schema: Schema) -> bool:
     """Whether the decoder reads this writer schema on its fast (cavro) path."""
-    return decoding._plan(json.dumps(schema)).fast is not None
+    return plans.plan_for(json.dumps(schema)).fast is not None
 
 
 @pytest.mark.parametrize("path", [ZTF_FILE, ZTF_MULTI, FINK_MULTI], ids=["ztf4", "ztf3", "fink"])
