@@ -38,6 +38,15 @@ double id) is refused whole with ``missing_field`` naming each one (``candidate.
 ``cutoutTemplate``); a record where one is null is refused alone, naming it the same way.
 ``unknown_survey`` is left for schemas that look like no alert at all.
 
+Values are checked at decode time, so that nothing downstream meets one no sky can hold
+(``candidate.jd = 1e300`` used to pass here and then fail the Avro encoding of the scorer's whole
+output batch): finite, ra in [0, 360), dec in [-90, 90], the time within the survey's years,
+a magnitude in [-30, 40]; anything else is ``out_of_range`` naming the field and the value
+(bounds and reasons in :mod:`services.common.decoding.records`). Decompression is bounded per
+stamp (bytes and pixels) and per message (everything its blocks and stamps inflate to, against
+what a real packet of its size holds): ``too_large``, ``too_many_pixels``, ``message_too_large``
+(:mod:`services.common.decoding.limits`).
+
 Why a hand-written container reader instead of ``fastavro.reader``: fastavro re-parses the
 writer schema embedded in every message (10-26 KB of JSON), and decodes all of the 30-day history
 we never use. Here the schema is parsed once per distinct writer schema, together with a
@@ -63,6 +72,7 @@ from __future__ import annotations
 
 from services.common.cutouts import sniff_format
 from services.common.decoding.framing import CONTAINER_MAGIC, confluent_record, container_records
+from services.common.decoding.limits import InflationBudget, MessageTooLarge, message_budget
 from services.common.decoding.projection import project_schema
 from services.common.decoding.records import to_alert
 from services.common.decoding.results import (
@@ -103,12 +113,13 @@ def decode_message(payload: bytes, schemas: SchemaSource | None = None) -> list[
     """
     try:
         payload = bytes(payload)
+        budget = InflationBudget(message_budget(len(payload)))
         if not payload:
             raise BrokenMessage("empty_message", "payload is 0 bytes")
         if len(payload) < len(CONTAINER_MAGIC) and CONTAINER_MAGIC.startswith(payload):
             raise BrokenMessage("truncated", f"payload is {payload!r}, a cut-off container magic")
         if payload.startswith(CONTAINER_MAGIC):
-            plan, records = container_records(payload)
+            plan, records = container_records(payload, budget)
             id_version = None
         elif payload[0] == 0:
             plan, record, schema_id = confluent_record(payload, schemas)
@@ -124,11 +135,13 @@ def decode_message(payload: bytes, schemas: SchemaSource | None = None) -> list[
         if survey is None:  # the framers already refuse these; this narrows the type
             raise BrokenMessage("unknown_survey", f"writer schema {plan.name or '?'}")
         return [
-            to_alert(record, survey, plan, index, id_version)
+            to_alert(record, survey, plan, index, id_version, budget)
             for index, record in enumerate(records)
         ]
     except BrokenMessage as broken:
         return [Rejected(broken.reason, broken.message)]
+    except MessageTooLarge as exc:  # a gzip or deflate bomb spread over the message
+        return [Rejected("message_too_large", str(exc))]
     except SchemaRegistryError:
         raise
     except Exception as exc:  # the boundary promise: data never crashes the consumer

@@ -21,6 +21,12 @@ Stamps are returned at their real size; padding to the network's input size (and
 padding) is ``models.preprocess.fit_stamp``'s job. NaN and +-inf pixels are returned unchanged
 (the preprocessing masks every non-finite pixel); only a stamp with *no* finite pixel is rejected.
 
+Bounded whatever the bytes: at most ``MAX_STAMP_BYTES`` are gunzipped and an image of more than
+``MAX_STAMP_PIXELS`` is refused from its header, before its data is read (the caps and how they
+follow from the real stamp sizes are in :mod:`services.common.decoding.limits`), so a gzip bomb
+costs about a millisecond and a megabyte wherever a stamp is decoded: the scorer, the feedback
+API's ``cutouts.png``, the clients.
+
 Rejections raise :class:`CutoutError` whose ``reason`` is one of :data:`CUTOUT_REASONS`.
 """
 
@@ -33,11 +39,20 @@ from typing import Any, Final
 
 import numpy as np
 
-from services.common.decoding.limits import GZIP, InflateError, inflate
+from services.common.decoding.limits import (
+    GZIP,
+    MAX_STAMP_BYTES,
+    MAX_STAMP_PIXELS,
+    InflateError,
+    InflationBudget,
+    inflate,
+)
 
 __all__ = [
     "CUTOUT_REASONS",
     "MAX_DIMENSION",
+    "MAX_STAMP_BYTES",
+    "MAX_STAMP_PIXELS",
     "CutoutError",
     "decode_stamp",
     "decode_stamp_astropy",
@@ -51,7 +66,9 @@ CUTOUT_REASONS: Final[dict[str, str]] = {
     "not_fits": "the stamp is another format (JPEG, PNG, ...) or unrecognised bytes",
     "truncated_cutout": "the gzip stream or the FITS header ends early",
     "corrupt_cutout": "bad gzip data or CRC, or a FITS header that cannot be parsed",
-    "too_large": "the stamp decompresses to more bytes than any valid stamp can hold",
+    "too_large": "the stamp gunzips to more than MAX_STAMP_BYTES (52x the largest real stamp)",
+    "too_many_pixels": "the stamp's image has more than MAX_STAMP_PIXELS pixels (16x the "
+    "largest real stamp's area)",
     "bad_dimensions": "not 2-D after dropping length-1 axes, a dimension <= 0 or > "
     "MAX_DIMENSION, no HDU with data, or a data unit shorter than the header declares",
     "all_non_finite": "every pixel is NaN or +-inf",
@@ -65,9 +82,6 @@ MAX_DIMENSION: Final = 4096
 _BLOCK: Final = 2880
 _CARD: Final = 80
 _MAX_HEADER_BLOCKS: Final = 64  # 2,304 cards; real stamp headers use 1-2 blocks
-# Upper bound of a gunzipped stamp: the largest legal image (float64 at MAX_DIMENSION^2) plus
-# headers. Guards against gzip bombs: we never inflate more than this.
-_MAX_FITS_BYTES: Final = MAX_DIMENSION * MAX_DIMENSION * 8 + _MAX_HEADER_BLOCKS * _BLOCK * 4
 
 _DTYPES: Final[dict[int, np.dtype[Any]]] = {
     8: np.dtype(">u1"),
@@ -131,18 +145,23 @@ def sniff_format(data: bytes) -> str:
     return "unrecognised bytes " + head.hex()
 
 
-def decode_stamp(data: bytes | None, *, fallback: bool = True) -> np.ndarray:
+def decode_stamp(
+    data: bytes | None, *, fallback: bool = True, budget: InflationBudget | None = None
+) -> np.ndarray:
     """Decode one stamp (gzipped or plain FITS) to a 2-D native float32 array.
 
     ``fallback=False`` forbids the astropy path (the contract tests use it to prove the fast
-    path handled every sample). Raises :class:`CutoutError` for every kind of bad input.
+    path handled every sample). Raises :class:`CutoutError` for every kind of bad input, and
+    :class:`~services.common.decoding.limits.MessageTooLarge` when gunzipping would overrun
+    ``budget`` (the message's, when the decoder passes one). Time and memory are bounded
+    whatever the bytes: at most MAX_STAMP_BYTES are inflated and MAX_STAMP_PIXELS decoded.
 
     >>> stamp = _tiny_fits(np.arange(6, dtype=">f4").reshape(2, 3))
     >>> decode_stamp(stamp)
     array([[0., 1., 2.],
            [3., 4., 5.]], dtype=float32)
     """
-    raw = _unwrap(data)
+    raw = _unwrap(data, budget)
     try:
         image = _decode_fast(raw)
     except _NotUnderstood as why:
@@ -160,7 +179,7 @@ def decode_stamp_astropy(data: bytes | None) -> np.ndarray:
 # --- shared front and back ---------------------------------------------------------------------
 
 
-def _unwrap(data: bytes | None) -> bytes:
+def _unwrap(data: bytes | None, budget: InflationBudget | None = None) -> bytes:
     """Check presence, gunzip if needed and make sure what is left claims to be FITS."""
     if data is None:
         raise CutoutError("missing_cutout", "no stamp")
@@ -170,7 +189,7 @@ def _unwrap(data: bytes | None) -> bytes:
     if not data:
         raise CutoutError("empty_cutout", "stamp is 0 bytes")
     compressed = data[:2] == b"\x1f\x8b"
-    raw = _gunzip(data) if compressed else data
+    raw = _gunzip(data, budget) if compressed else data
     if not raw:
         raise CutoutError("empty_cutout", "gzip stream holds 0 bytes")
     # Keyword columns 1-8 hold "SIMPLE" padded with blanks; be lenient about the rest of the card
@@ -180,13 +199,15 @@ def _unwrap(data: bytes | None) -> bytes:
     return raw
 
 
-def _gunzip(data: bytes) -> bytes:
+def _gunzip(data: bytes, budget: InflationBudget | None) -> bytes:
     try:  # bounded: a gzip bomb stops at the bound instead of inflating whole first
-        return inflate(data, wbits=GZIP, limit=_MAX_FITS_BYTES)
+        if budget is not None:
+            return budget.inflate(data, wbits=GZIP, limit=MAX_STAMP_BYTES)
+        return inflate(data, wbits=GZIP, limit=MAX_STAMP_BYTES)
     except InflateError as exc:
         if exc.kind == "too_large":
             raise CutoutError(
-                "too_large", f"gunzips to more than {_MAX_FITS_BYTES} bytes"
+                "too_large", f"gunzips to more than {MAX_STAMP_BYTES} bytes"
             ) from None
         if exc.kind == "truncated":
             raise CutoutError("truncated_cutout", f"gzip {exc.message}") from None
@@ -256,6 +277,10 @@ def _decode_fast(raw: bytes) -> np.ndarray:
             )
         dtype = _DTYPES[bitpix]
         count = math.prod(dims)
+        if count > MAX_STAMP_PIXELS:
+            raise CutoutError(
+                "too_many_pixels", f"HDU {index}: {shape_text} is over {MAX_STAMP_PIXELS} pixels"
+            )
         available = len(raw) - data_start
         if count * dtype.itemsize > available:
             raise CutoutError(
@@ -384,6 +409,12 @@ def _decode_with_astropy(raw: bytes, *, why: str) -> np.ndarray:
                     if any(n <= 0 or n > MAX_DIMENSION for n in shape):
                         raise CutoutError(
                             "bad_dimensions", f"astropy: HDU {hdu.name} has shape {shape}"
+                        )
+                    if math.prod(shape) > MAX_STAMP_PIXELS:  # before astropy reads the data
+                        raise CutoutError(
+                            "too_many_pixels",
+                            f"astropy: HDU {hdu.name} has shape {shape}, over "
+                            f"{MAX_STAMP_PIXELS} pixels",
                         )
                     data = hdu.data
                     if data is None:

@@ -331,7 +331,7 @@ def test_stamp_gzip_damage_and_bombs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _reason(packed[: len(packed) // 2]) == "truncated_cutout"
     assert _reason(packed[:-8] + b"\xff" * 8) == "corrupt_cutout"  # CRC and size trailer
     assert _reason(packed[:10] + b"\xff" * 40 + packed[50:]) == "corrupt_cutout"
-    monkeypatch.setattr(cutouts, "_MAX_FITS_BYTES", 10_000)
+    monkeypatch.setattr(cutouts, "MAX_STAMP_BYTES", 10_000)
     assert _reason(packed) == "too_large"
 
 

@@ -18,7 +18,7 @@ import zlib
 from typing import Any, Final
 
 from services.common.decoding import plans
-from services.common.decoding.limits import RAW_DEFLATE, InflateError, inflate
+from services.common.decoding.limits import RAW_DEFLATE, InflateError, InflationBudget
 from services.common.decoding.plans import Plan
 from services.common.decoding.results import BrokenMessage
 from services.common.decoding.schema_source import BadSchemaError, SchemaSource
@@ -27,8 +27,8 @@ __all__ = ["CONTAINER_MAGIC", "Cursor", "confluent_record", "container_records"]
 
 CONTAINER_MAGIC: Final = b"Obj\x01"
 _SYNC_SIZE: Final = 16
-# A deflate block may not inflate past this: a Fink part file holds ~2.5 MB per block, and the
-# bound keeps a 1 MB message from becoming gigabytes.
+# A deflate block may not inflate past this (a Fink part file holds ~2.5 MB per block); the
+# message's InflationBudget is the tighter bound for all but huge files.
 _MAX_BLOCK_BYTES: Final = 256 * 1024 * 1024
 _SNAPPY_MAX_RATIO: Final = 32  # snappy cannot expand more than ~21x; more is a corrupt preamble
 
@@ -78,7 +78,7 @@ class Cursor:
         return chunk
 
 
-def container_records(payload: bytes) -> tuple[Plan, list[dict[str, Any]]]:
+def container_records(payload: bytes, budget: InflationBudget) -> tuple[Plan, list[dict[str, Any]]]:
     """Decode every record of an object container with the cached projection of its schema."""
     cursor = Cursor(payload, len(CONTAINER_MAGIC))
     meta: dict[str, bytes] = {}
@@ -120,7 +120,7 @@ def container_records(payload: bytes) -> tuple[Plan, list[dict[str, Any]]]:
         data = cursor.take(size, f"block {block_index}")
         if cursor.take(_SYNC_SIZE, f"block {block_index}'s sync marker") != sync:
             raise BrokenMessage("corrupt_avro", f"block {block_index}: sync marker mismatch")
-        block = _inflate(codec, data, block_index)
+        block = _inflate(codec, data, block_index, budget)
         if count > len(block):  # every alert record takes bytes; this bounds the loop
             raise BrokenMessage(
                 "corrupt_avro", f"block {block_index}: {count} records in {len(block)} bytes"
@@ -145,12 +145,12 @@ def container_records(payload: bytes) -> tuple[Plan, list[dict[str, Any]]]:
     return plan, records
 
 
-def _inflate(codec: str, data: bytes, block_index: int) -> bytes:
+def _inflate(codec: str, data: bytes, block_index: int, budget: InflationBudget) -> bytes:
     if codec == "null":
         return data
     if codec == "deflate":
         try:
-            return inflate(data, wbits=RAW_DEFLATE, limit=_MAX_BLOCK_BYTES)
+            return budget.inflate(data, wbits=RAW_DEFLATE, limit=_MAX_BLOCK_BYTES)
         except InflateError as exc:
             detail = {"truncated": "stream ends early", "too_large": exc.message}
             what = detail.get(exc.kind, f"data: {exc.message}")
@@ -170,6 +170,7 @@ def _inflate(codec: str, data: bytes, block_index: int) -> bytes:
         raise BrokenMessage(
             "corrupt_avro", f"block {block_index}: snappy length preamble too large"
         )
+    budget.charge(declared)  # refuse before cramjam allocates it, too
     try:
         block = bytes(cramjam.snappy.decompress_raw(body))
     except Exception as exc:  # cramjam.DecompressionError and friends

@@ -33,6 +33,10 @@ REJECT_REASONS: Final[dict[str, str]] = {
     "objectId, jd, magpsf) nor Rubin's (diaSource, diaSourceId, midpointMjdTai) fields",
     "missing_field": "a field the alert requires (ids, ra, dec, time, ZTF magnitude, a cutout) "
     "is absent from the schema, of a type that cannot hold it, or null in the record",
+    "out_of_range": "a value that is not finite or not physical: ra outside [0, 360), dec "
+    "outside [-90, 90], a time outside the survey's years, a magnitude outside [-30, 40]",
+    "message_too_large": "the message's blocks and stamps together inflate past what a real "
+    "packet of its size holds (limits.message_budget)",
     **CUTOUT_REASONS,
 }
 
