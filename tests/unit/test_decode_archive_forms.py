@@ -24,16 +24,16 @@ import pytest
 
 from services.common.alerts import Alert, Rejected, decode_message
 from services.common.decoding import plans
-
-ALERTS = Path(__file__).resolve().parents[2].parent / "shared/data/alerts"
-ZTF_FILE = ALERTS / "ztf/ztf_20250302_programid1_ZTF17aaarzyp_2982177112815010003.v4_02.avro"
-ZTF_MULTI = ALERTS / "ztf/datatest_avro_multi_alerts_other.avro"
-FINK_MULTI = ALERTS / "ztf-fink/datatest_avro_multi_alerts.avro"
-RUBIN_FILE = ALERTS / "rubin/datatest_lsst_part-2-918301.avro"
-pytestmark = pytest.mark.skipif(
-    not ALERTS.is_dir(),
-    reason=f"sample alerts not found at {ALERTS}: shared/ must be checked out beside the repo",
+from tests.samples import (
+    FINK_MULTI,
+    RUBIN_FILE,
+    ZTF_FILE,
+    ZTF_MULTI,
+    needs_samples,
+    write_container,
 )
+
+pytestmark = needs_samples
 
 CUTOUTS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
 Schema = dict[str, Any]
@@ -72,14 +72,8 @@ def _sample(path: Path) -> tuple[Schema, list[Record]]:
     return _map_records(schema, unique), [r for r in reader if isinstance(r, dict)]
 
 
-def _write(schema: Schema, records: list[Record]) -> bytes:
-    out = io.BytesIO()
-    fastavro.writer(out, fastavro.parse_schema(copy.deepcopy(schema)), records)
-    return out.getvalue()
-
-
 def _decode(schema: Schema, records: list[Record]) -> list[Alert | Rejected]:
-    return decode_message(_write(schema, records))
+    return decode_message(write_container(schema, records))
 
 
 def _map_records(node: Any, change: Callable[[Schema, tuple[str, ...]], Schema], at=()) -> Any:

@@ -31,18 +31,16 @@ from services.common.alerts import (
 from services.common.cutouts import CUTOUT_REASONS, CutoutError, decode_stamp
 from services.decode_cli import add_arguments
 from services.decode_cli import main as decode_main
-
-ALERTS = Path(__file__).resolve().parents[2].parent / "shared/data/alerts"
-ZTF_FILE = ALERTS / "ztf/ztf_20250302_programid1_ZTF17aaarzyp_2982177112815010003.v4_02.avro"
-ZTF_MULTI = ALERTS / "ztf/datatest_avro_multi_alerts_other.avro"
-FINK_SNAPPY = (
-    ALERTS / "ztf-fink/tests_sample.avro_part-00001-0f70696a-f8dd-40ab-89e7-e7f64c104e25-c000.avro"
-)
-FINK_MULTI = ALERTS / "ztf-fink/datatest_avro_multi_alerts.avro"
-RUBIN_FILE = ALERTS / "rubin/datatest_lsst_part-2-918301.avro"
-needs_samples = pytest.mark.skipif(
-    not ALERTS.is_dir(),
-    reason=f"sample alerts not found at {ALERTS}: shared/ must be checked out beside the repo",
+from tests.samples import (
+    FINK_MULTI,
+    FINK_SNAPPY,
+    ROOT,
+    RUBIN_FILE,
+    ZTF_FILE,
+    ZTF_MULTI,
+    needs_samples,
+    read_container,
+    write_container,
 )
 
 JPEG_HEADER = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xdb"
@@ -53,18 +51,6 @@ def _only(results: list[Alert | Rejected]) -> Rejected:
     [result] = results
     assert isinstance(result, Rejected), result
     return result
-
-
-def _container(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
-    reader = fastavro.reader(io.BytesIO(path.read_bytes()))
-    schema = json.loads(reader.metadata["avro.schema"])
-    return schema, [r for r in reader if isinstance(r, dict)], reader.codec
-
-
-def _write(schema: dict[str, Any], records: list[dict[str, Any]], codec: str = "null") -> bytes:
-    out = io.BytesIO()
-    fastavro.writer(out, fastavro.parse_schema(schema), records, codec=codec)
-    return out.getvalue()
 
 
 def _nullable_cutouts(schema: dict[str, Any]) -> dict[str, Any]:
@@ -131,12 +117,12 @@ def test_a_schema_that_is_not_an_alert(tmp_path: Path) -> None:
     (tmp_path / "7.avsc").write_text(json.dumps(schema))
     framed = b"\x00" + (7).to_bytes(4, "big") + b"\x02"
     assert _only(decode_message(framed, SchemaSource(tmp_path))).reason == "unknown_survey"
-    assert _only(decode_message(_write(schema, [{"a": 1}]))).reason == "unknown_survey"
+    assert _only(decode_message(write_container(schema, [{"a": 1}]))).reason == "unknown_survey"
 
 
 @needs_samples
 def test_confluent_record_cut_short_or_followed_by_junk(tmp_path: Path) -> None:
-    schema, records, _ = _container(ZTF_FILE)  # a ZTF record in Confluent framing works too
+    schema, records = read_container(ZTF_FILE)  # a ZTF record in Confluent framing works too
     (tmp_path / "5.avsc").write_text(json.dumps(schema))
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(schema), records[0])
@@ -253,7 +239,7 @@ def test_random_bit_flips_never_raise(path: Path, flips: int, window: int | None
 def test_one_bad_record_in_a_multi_record_container(
     mutate: Callable[[dict[str, Any]], None], reason: str, detail: str
 ) -> None:
-    schema, records, _ = _container(ZTF_MULTI)
+    schema, records = read_container(ZTF_MULTI)
     schema = _nullable_cutouts(schema)
     for field in schema["fields"]:
         if field["name"] == "candid":
@@ -264,7 +250,7 @@ def test_one_bad_record_in_a_multi_record_container(
                     inner["type"] = ["null", "long"]
     records = copy.deepcopy(records)
     mutate(records[1])
-    results = decode_message(_write(schema, records))
+    results = decode_message(write_container(schema, records))
     assert [type(r) for r in results] == [Alert, Rejected, Alert]
     rejected = results[1]
     assert isinstance(rejected, Rejected)
@@ -276,10 +262,10 @@ def test_one_bad_record_in_a_multi_record_container(
 
 @needs_samples
 def test_rubin_record_without_a_stamp() -> None:
-    schema, records, _ = _container(RUBIN_FILE)
+    schema, records = read_container(RUBIN_FILE)
     records = copy.deepcopy(records[:2])
     records[0]["cutoutDifference"] = None
-    first, second = decode_message(_write(schema, records))
+    first, second = decode_message(write_container(schema, records))
     assert isinstance(first, Rejected) and first.reason == "missing_cutout"
     assert first.alert_id == str(records[0]["diaSourceId"])
     assert isinstance(second, Alert) and second.survey == "rubin"
@@ -287,12 +273,15 @@ def test_rubin_record_without_a_stamp() -> None:
 
 @needs_samples
 def test_other_codecs_and_empty_containers() -> None:
-    schema, records, _ = _container(ZTF_MULTI)
+    schema, records = read_container(ZTF_MULTI)
     expected = [a.alert_id for a in decode_message(ZTF_MULTI.read_bytes()) if isinstance(a, Alert)]
-    deflated = decode_message(_write(schema, records, codec="deflate"))
+    deflated = decode_message(write_container(schema, records, codec="deflate"))
     assert [a.alert_id for a in deflated if isinstance(a, Alert)] == expected
-    assert _only(decode_message(_write(schema, records, "bzip2"))).reason == "unsupported_codec"
-    assert _only(decode_message(_write(schema, []))).reason == "no_records"
+    assert (
+        _only(decode_message(write_container(schema, records, "bzip2"))).reason
+        == "unsupported_codec"
+    )
+    assert _only(decode_message(write_container(schema, []))).reason == "no_records"
 
 
 # --- stamps ------------------------------------------------------------------------------------
@@ -505,7 +494,7 @@ def test_decode_command_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_decode_command_table_and_schemas(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    confluent = ALERTS / "confluent-framed/lsst.v10_0.avro"
+    confluent = ROOT / "confluent-framed/lsst.v10_0.avro"
     status, lines = _run([str(ZTF_FILE), str(confluent)], capsys)
     assert status == 1
     header, ok_row, bad_row, summary = lines
@@ -525,7 +514,7 @@ def test_decode_command_table_and_schemas(
     assert "unknown_schema_id: schema id 1000" in bad_row
     assert summary == "1 decoded, 1 rejected"
 
-    schema, _, _ = _container(ZTF_FILE)  # any schema: the id must merely be found
+    schema, _ = read_container(ZTF_FILE)  # any schema: the id must merely be found
     (tmp_path / "1000.avsc").write_text(json.dumps(schema))
     status, lines = _run(["--json", "--schemas", str(tmp_path), str(confluent)], capsys)
     assert status == 1 and lines[-1] == "0 decoded, 1 rejected"

@@ -11,15 +11,12 @@ from __future__ import annotations
 import copy
 import gzip
 import io
-import json
 import math
 import struct
 import tracemalloc
 import zlib
-from pathlib import Path
 from typing import Any
 
-import fastavro
 import numpy as np
 import pytest
 
@@ -28,29 +25,18 @@ from services.common.alerts import REJECT_REASONS, Alert, Rejected, decode_messa
 from services.common.cutouts import CutoutError, decode_stamp
 from services.common.decoding import limits
 from services.feedback.handler import cutouts_png
-
-ALERTS = Path(__file__).resolve().parents[2].parent / "shared/data/alerts"
-ZTF_FILE = ALERTS / "ztf/ztf_20250302_programid1_ZTF17aaarzyp_2982177112815010003.v4_02.avro"
-ZTF_MULTI = ALERTS / "ztf/datatest_avro_multi_alerts_other.avro"
-RUBIN_FILE = ALERTS / "rubin/datatest_lsst_part-2-918301.avro"
-needs_samples = pytest.mark.skipif(
-    not ALERTS.is_dir(),
-    reason=f"sample alerts not found at {ALERTS}: shared/ must be checked out beside the repo",
+from tests.samples import (
+    ROOT,
+    RUBIN_FILE,
+    ZTF_FILE,
+    ZTF_MULTI,
+    needs_samples,
+    read_container,
+    write_container,
 )
+
 CUTOUTS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
 MiB = 1 << 20
-
-
-def _container(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    reader = fastavro.reader(io.BytesIO(path.read_bytes()))
-    schema = json.loads(reader.metadata["avro.schema"])
-    return schema, [r for r in reader if isinstance(r, dict)]
-
-
-def _write(schema: dict[str, Any], records: list[dict[str, Any]], codec: str = "null") -> bytes:
-    out = io.BytesIO()
-    fastavro.writer(out, fastavro.parse_schema(copy.deepcopy(schema)), records, codec=codec)
-    return out.getvalue()
 
 
 def _header(shape: tuple[int, int], bitpix: int = -32) -> bytes:
@@ -113,10 +99,10 @@ def _peak_bytes(work: Any) -> tuple[Any, int]:
 def test_a_ztf_value_no_real_alert_holds_is_refused_naming_the_field(
     field: str, value: float, named: str
 ) -> None:
-    schema, records = _container(ZTF_MULTI)
+    schema, records = read_container(ZTF_MULTI)
     records = copy.deepcopy(records)
     records[1]["candidate"][field] = value
-    results = decode_message(_write(schema, records))
+    results = decode_message(write_container(schema, records))
     assert [type(r) for r in results] == [Alert, Rejected, Alert]
     rejected = results[1]
     assert isinstance(rejected, Rejected)
@@ -130,10 +116,10 @@ def test_a_ztf_value_no_real_alert_holds_is_refused_naming_the_field(
     ("field", "value"), [("ra", 0.0), ("ra", 359.999999), ("dec", -90.0), ("dec", 90.0)]
 )
 def test_the_edges_of_the_sky_are_accepted(field: str, value: float) -> None:
-    schema, records = _container(ZTF_MULTI)
+    schema, records = read_container(ZTF_MULTI)
     records = copy.deepcopy(records)
     records[0]["candidate"][field] = value
-    first = decode_message(_write(schema, records))[0]
+    first = decode_message(write_container(schema, records))[0]
     assert isinstance(first, Alert) and getattr(first, field) == value
 
 
@@ -154,10 +140,10 @@ def test_the_edges_of_the_sky_are_accepted(field: str, value: float) -> None:
 def test_a_rubin_value_no_real_alert_holds_is_refused_naming_the_field(
     field: str, value: float, named: str
 ) -> None:
-    schema, records = _container(RUBIN_FILE)
+    schema, records = read_container(RUBIN_FILE)
     records = copy.deepcopy(records[:2])
     records[0]["diaSource"][field] = value
-    first, second = decode_message(_write(schema, records))
+    first, second = decode_message(write_container(schema, records))
     assert isinstance(first, Rejected) and (first.reason, first.index) == ("out_of_range", 0)
     assert named in first.message and f"diaSource.{field} = " in first.message, first.message
     assert isinstance(second, Alert)
@@ -167,10 +153,10 @@ def test_a_rubin_value_no_real_alert_holds_is_refused_naming_the_field(
 @pytest.mark.parametrize("flux", [-2074.9, 0.0, 1e-9, math.nan])
 def test_a_rubin_flux_with_no_magnitude_is_not_an_error(flux: float) -> None:
     """Negative difference fluxes, zero, a flux consistent with nothing, an unmeasured one."""
-    schema, records = _container(RUBIN_FILE)
+    schema, records = read_container(RUBIN_FILE)
     records = copy.deepcopy(records[:1])
     records[0]["diaSource"]["psfFlux"] = flux
-    [alert] = decode_message(_write(schema, records))
+    [alert] = decode_message(write_container(schema, records))
     assert isinstance(alert, Alert) and alert.magnitude is None
 
 
@@ -181,12 +167,12 @@ def test_a_rubin_flux_with_no_magnitude_is_not_an_error(flux: float) -> None:
 def test_gzip_bomb_stamps_in_a_real_packet_are_refused_after_bounded_work() -> None:
     """Three 4096x4096 stamps of zeros, ~65 kB gzipped each, ~67 MB each inflated: before the
     caps this packet decoded into ~200 MB and was scored as a valid alert."""
-    schema, records = _container(ZTF_FILE)
+    schema, records = read_container(ZTF_FILE)
     record = copy.deepcopy(records[0])
     bomb = _gzipped_zeros((4096, 4096))
     for name in CUTOUTS:
         record[name]["stampData"] = bomb
-    payload = _write(schema, [record])
+    payload = write_container(schema, [record])
     assert len(payload) < 600_000
     [rejected], peak = _peak_bytes(lambda: decode_message(payload))
     assert isinstance(rejected, Rejected)
@@ -224,10 +210,10 @@ def test_the_astropy_fallback_refuses_too_many_pixels_before_reading_them() -> N
 @needs_samples
 def test_rubin_stamps_with_too_many_pixels_are_refused() -> None:
     """Rubin's stamps are plain FITS (no gzip): the pixel cap is what bounds them."""
-    schema, records = _container(RUBIN_FILE)
+    schema, records = read_container(RUBIN_FILE)
     records = copy.deepcopy(records[:1])
     records[0]["cutoutTemplate"] = _header((400, 400)) + bytes(400 * 400 * 4)
-    [rejected] = decode_message(_write(schema, records))
+    [rejected] = decode_message(write_container(schema, records))
     assert isinstance(rejected, Rejected) and rejected.reason == "too_many_pixels"
     assert rejected.message.startswith("cutoutTemplate: ")
 
@@ -239,7 +225,7 @@ def test_rubin_stamps_with_too_many_pixels_are_refused() -> None:
 def test_many_stamps_each_under_the_caps_cannot_inflate_a_message_without_bound() -> None:
     """40 records of a real alert, each with three 252x252 stamps (~250 bytes gzipped, 254 kB
     inflated, each within every per-stamp cap): ~30 MB from a ~100 kB message."""
-    schema, records = _container(ZTF_MULTI)
+    schema, records = read_container(ZTF_MULTI)
     side = math.isqrt(limits.MAX_STAMP_PIXELS)
     stamp = _gzipped_zeros((side, side))
     many = []
@@ -250,25 +236,25 @@ def test_many_stamps_each_under_the_caps_cannot_inflate_a_message_without_bound(
         for name in CUTOUTS:
             record[name]["stampData"] = stamp
         many.append(record)
-    payload = _write(schema, many)
+    payload = write_container(schema, many)
     assert len(payload) < 200_000
     [rejected] = decode_message(payload)
     assert isinstance(rejected, Rejected)
     assert (rejected.reason, rejected.index) == ("message_too_large", None)
     assert f"more than {limits.message_budget(len(payload))} bytes" in rejected.message
     # one such record alone is fine (its 762 kB fit the floor): it is the total that is refused
-    assert all(isinstance(r, Alert) for r in decode_message(_write(schema, many[:1])))
+    assert all(isinstance(r, Alert) for r in decode_message(write_container(schema, many[:1])))
 
 
 @needs_samples
 @pytest.mark.parametrize("codec", ["deflate", "snappy"])
 def test_a_container_block_that_inflates_past_the_message_budget_is_refused(codec: str) -> None:
     """One real record with a 24 MB column of zeros added: the block is the bomb."""
-    schema, records = _container(ZTF_FILE)
+    schema, records = read_container(ZTF_FILE)
     schema = copy.deepcopy(schema)
     schema["fields"].append({"name": "padding", "type": "bytes"})
     record = {**records[0], "padding": bytes(24 * MiB)}
-    payload = _write(schema, [record], codec)
+    payload = write_container(schema, [record], codec)
     assert len(payload) < 2 * MiB
     [rejected], peak = _peak_bytes(lambda: decode_message(payload))
     assert isinstance(rejected, Rejected)
@@ -285,7 +271,7 @@ def test_every_real_sample_decodes_within_a_quarter_of_the_message_budget(
     monkeypatch.setattr(limits, "MESSAGE_INFLATION", limits.MESSAGE_INFLATION // 4)
     monkeypatch.setattr(limits, "MESSAGE_FLOOR", limits.MESSAGE_FLOOR // 4)
     decoded = 0
-    for path in sorted(ALERTS.glob("*/*.avro")):
+    for path in sorted(ROOT.glob("*/*.avro")):
         payload = path.read_bytes()
         if payload[:1] == b"\x00":
             continue  # Confluent-framed: no stamps, no blocks

@@ -20,6 +20,8 @@ from services.common.decoding.results import Alert, Rejected, Survey
 
 __all__ = ["DEC_RANGE", "EPOCHS", "MAGNITUDE_RANGE", "RA_RANGE", "to_alert"]
 
+Path = tuple[str, ...]  # a field path as the writer spells it, e.g. ("candidate", "jd")
+
 _CUTOUT_FIELDS: Final = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
 _JD_TO_MJD: Final = 2400000.5
 # AB magnitude of a flux in nJy: -2.5 log10(f * 1e-9 Jy / 3631 Jy) = 31.4 - 2.5 log10(f)
@@ -40,6 +42,7 @@ EPOCHS: Final[dict[str, tuple[float, float]]] = {
     "ztf": (57754.0, 69807.0),
     "rubin": (55197.0, 69807.0),
 }
+_YEARS: Final = {"ztf": "(ZTF alerts: 2017 to 2050)", "rubin": "(Rubin alerts: 2010 to 2050)"}
 
 
 class _Refused(Exception):
@@ -75,7 +78,7 @@ def to_alert(
             version = str(_first(record, located, "version")[0] or plan.version or "unknown")
             jd, where = _number(record, located, "time")
             epoch = (low + _JD_TO_MJD, high + _JD_TO_MJD)
-            observed_mjd = _within(jd, where, epoch, "JD, ZTF's years") - _JD_TO_MJD
+            observed_mjd = _within(jd, where, epoch, f"JD {_YEARS[survey]}") - _JD_TO_MJD
             magnitude: float | None = _within(
                 *_number(record, located, "magnitude"), MAGNITUDE_RANGE, "mag"
             )
@@ -88,7 +91,9 @@ def to_alert(
                 if match
                 else plan.version or id_version or "unknown"
             )
-            observed_mjd = _within(*_number(record, located, "time"), (low, high), "MJD, Rubin's")
+            observed_mjd = _within(
+                *_number(record, located, "time"), (low, high), f"MJD {_YEARS[survey]}"
+            )
             magnitude = _rubin_magnitude(*_first(record, located, "magnitude"))
         images, stamps = _stamps(record, located, budget)
     except _Refused as refused:
@@ -107,21 +112,19 @@ def to_alert(
     )
 
 
-def _first(record: dict[str, Any], located: Located, role: str) -> tuple[Any, str]:
+def _first(record: dict[str, Any], located: Located, role: str) -> tuple[Any, Path]:
     """The role's value from the first of its paths that is not null (else None), and that
-    path as the writer spells it (for messages)."""
+    path (joined with dots only when a message needs it: this runs ~10 times per record)."""
     for path in located.paths.get(role, ()):
-        value: Any = record
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-            if value is None:
-                break
+        value: Any = record.get(path[0])
+        if len(path) == 2:  # the layouts look one record deep at most
+            value = value.get(path[1]) if isinstance(value, dict) else None
         if value is not None:
-            return value, ".".join(path)
-    return None, located.label(role)
+            return value, path
+    return None, (located.label(role),)
 
 
-def _required(record: dict[str, Any], located: Located, role: str) -> tuple[Any, str]:
+def _required(record: dict[str, Any], located: Located, role: str) -> tuple[Any, Path]:
     value, where = _first(record, located, role)
     if value is None:
         paths = [".".join(path) for path in located.paths[role]]
@@ -134,24 +137,24 @@ def _identifier(record: dict[str, Any], located: Located, role: str) -> str:
     value, where = _required(record, located, role)
     text = str(value).strip()
     if not text:
-        raise _Refused("missing_field", f"{where} is an empty string")
+        raise _Refused("missing_field", f"{'.'.join(where)} is an empty string")
     return text
 
 
-def _number(record: dict[str, Any], located: Located, role: str) -> tuple[float, str]:
+def _number(record: dict[str, Any], located: Located, role: str) -> tuple[float, Path]:
     value, where = _required(record, located, role)
     number = float(value)  # the layout let only int, long, float and double through
     if not math.isfinite(number):
-        raise _Refused("out_of_range", f"{where} = {number} is not a finite number")
+        raise _Refused("out_of_range", f"{'.'.join(where)} = {number} is not a finite number")
     return number, where
 
 
 def _within(
-    value: float, where: str, bounds: tuple[float, float], unit: str, *, high_open: bool = False
+    value: float, where: Path, bounds: tuple[float, float], unit: str, *, high_open: bool = False
 ) -> float:
     """``value`` if it lies within ``bounds``, else an ``out_of_range`` refusal naming it.
 
-    >>> _within(1e300, "candidate.jd", (1.0, 2.0), "JD")
+    >>> _within(1e300, ("candidate", "jd"), (1.0, 2.0), "JD")
     Traceback (most recent call last):
     ...
     services.common.decoding.records._Refused: candidate.jd = 1e+300 is outside [1.0, 2.0] JD
@@ -160,20 +163,22 @@ def _within(
     if low <= value < high or (value == high and not high_open):
         return value
     interval = f"[{low}, {high}{')' if high_open else ']'}"
-    raise _Refused("out_of_range", f"{where} = {value!r} is outside {interval} {unit}")
+    raise _Refused("out_of_range", f"{'.'.join(where)} = {value!r} is outside {interval} {unit}")
 
 
-def _rubin_magnitude(flux: Any, where: str) -> float | None:
+def _rubin_magnitude(flux: Any, where: Path) -> float | None:
     """AB magnitude of Rubin's difference flux (nJy), or None where there is none to give."""
     if flux is None or math.isnan(flux):  # not measured
         return None
     if math.isinf(flux):
-        raise _Refused("out_of_range", f"{where} = {flux} is not a finite number")
+        raise _Refused("out_of_range", f"{'.'.join(where)} = {flux} is not a finite number")
     if flux <= 0:  # a negative difference flux is real, and has no magnitude
         return None
     magnitude: float = _NJY_AB_ZEROPOINT - 2.5 * math.log10(flux)
     if magnitude < MAGNITUDE_RANGE[0]:
-        raise _Refused("out_of_range", f"{where} = {flux!r} nJy is brighter than any source")
+        raise _Refused(
+            "out_of_range", f"{'.'.join(where)} = {flux!r} nJy is brighter than any source"
+        )
     # a flux this close to zero is a measurement of nothing: no magnitude, not a broken record
     return magnitude if magnitude <= MAGNITUDE_RANGE[1] else None
 
