@@ -45,8 +45,9 @@ MAX_STAMP_PIXELS: Final = 16 * 63 * 63
 #: largest, and holds a MAX_STAMP_PIXELS image even as float64 (508 kB) with extra HDUs.
 MAX_STAMP_BYTES: Final = 1 << 20
 #: Per message: what blocks and stamps may inflate to, per byte of the message. The real samples
-#: inflate to at most ~2.6x their size (ZTF stamps barely compress: float noise), so 16x is a
-#: margin of 6 (tests/unit/test_decode_limits.py decodes every sample with a quarter of it).
+#: inflate to at most 2.4x their size (Fink's snappy part files; ZTF stamps barely compress, their
+#: pixels are float noise), so 16x is a margin of 6.6 (tests/unit/test_decode_limits.py decodes
+#: every sample with a quarter of it).
 MESSAGE_INFLATION: Final = 16
 #: ...plus this much for any message, so a small deflate-coded alert is never refused.
 MESSAGE_FLOOR: Final = 1 << 20
