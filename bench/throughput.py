@@ -247,7 +247,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     from services.common.infra import endpoints
     from services.common.kafka import Delivery, OutMessage, consumer, ensure_topics, producer
     from services.common.settings import KafkaSettings
-    from services.common.users import Budget, UserProfile, user_topic
+    from services.common.topics import user_topic
+    from services.common.users import Budget, UserProfile
 
     rng = np.random.default_rng(0)
     samples = _sample_alerts(a.samples)

@@ -22,10 +22,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from services.common.settings import KafkaSettings
+from services.common.topics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
-
-DLQ_TOPIC = "ahunt.dlq"
 
 
 class DeliveryError(RuntimeError):
@@ -64,7 +63,7 @@ class DeadLetter:
             "original": (m.value() or b"").hex(),
         }
         return OutMessage(
-            DLQ_TOPIC,
+            DEAD_LETTERS,
             json.dumps(body).encode(),
             key=m.key(),
             headers=(

@@ -165,8 +165,3 @@ def main(args: argparse.Namespace) -> int:
             return 1
         finally:
             client.close()
-
-
-COMMANDS = {
-    "models": ("the model registry: list, show, publish, promote, rollback", add_arguments, main)
-}

@@ -1,17 +1,15 @@
-"""``ahunt feedback`` (the API), ``ahunt users add|list|revoke`` (identity) and
-``ahunt feedback-bench`` (its benchmark): sub-commands registered in ``services.cli``."""
+"""``ahunt feedback`` (the API) and ``ahunt users add|list|revoke`` (identity), registered in
+``services.cli``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from services.feedback.settings import FeedbackSettings
 
 
-def add_feedback_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=None, help="overrides AHUNT_FEEDBACK_HOST (127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="overrides AHUNT_FEEDBACK_PORT (8080)")
     p.add_argument("--workers", type=int, default=None, help="overrides AHUNT_FEEDBACK_WORKERS")
@@ -25,7 +23,7 @@ def add_feedback_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run_feedback(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     from services.feedback.serve import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -54,7 +52,7 @@ def add_users_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run_users(args: argparse.Namespace) -> int:
+def users_main(args: argparse.Namespace) -> int:
     from services.common import store
     from services.feedback import tokens
 
@@ -78,35 +76,3 @@ def run_users(args: argparse.Namespace) -> int:
             + (", profile removed" if args.remove_profile else "")
         )
     return 0
-
-
-def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.feedback import add_arguments
-
-    add_arguments(p)
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    from bench.feedback import main
-
-    return main(args)
-
-
-Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Any], int]]
-COMMANDS: dict[str, Command] = {
-    "feedback": (
-        "run the feedback API (settings from the environment)",
-        add_feedback_arguments,
-        run_feedback,
-    ),
-    "users": (
-        "feedback API users and their tokens (needs REDIS_URL)",
-        add_users_arguments,
-        run_users,
-    ),
-    "feedback-bench": (
-        "benchmark the feedback API over HTTP (see docs/PERFORMANCE.md)",
-        add_bench_arguments,
-        run_bench,
-    ),
-}

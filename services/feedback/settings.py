@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-FEEDBACK_TOPIC = "ahunt.feedback"
+from services.common.topics import FEEDBACK
 
 
 class FeedbackSettings(BaseSettings):
@@ -45,7 +45,7 @@ class FeedbackSettings(BaseSettings):
     rate_limit_per_s: float = Field(default=50.0, ge=0.0, description="0 disables rate limiting")
     rate_limit_burst: int = Field(default=100, ge=1)
     max_body_bytes: int = Field(default=16_384, ge=256, description="larger bodies get 413")
-    events_topic: str = FEEDBACK_TOPIC
+    events_topic: str = FEEDBACK
     outbox_batch: int = Field(default=500, ge=1, le=100_000)
     outbox_poll_s: float = Field(
         default=1.0, gt=0, description="outbox check interval when no label woke the publisher"

@@ -16,7 +16,8 @@ import secrets
 from typing import Any
 
 from services.common import store
-from services.common.users import UserProfile, user_topic
+from services.common.topics import user_topic
+from services.common.users import UserProfile
 
 TOKEN_PREFIX = "ahunt_"
 

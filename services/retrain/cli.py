@@ -57,7 +57,7 @@ def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
 
-def add_retrain_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--now", action="store_true", help="retrain once now, then exit")
     parser.add_argument(
         "--survey", dest="surveys", action="append", help="survey to retrain (repeatable)"
@@ -162,7 +162,7 @@ def bootstrap_main(args: argparse.Namespace) -> int:
     return 0 if outcome.outcome == "promoted" else 1
 
 
-def retrain_main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     _logging()
     from services.retrain.loop import RetrainLoop, retrain_once
     from services.retrain.metrics import default_metrics
@@ -201,17 +201,3 @@ def retrain_main(args: argparse.Namespace) -> int:
     )
     RetrainLoop(settings, client, registry, metrics).run(stop, lambda o: _print(o, args.json))
     return 0
-
-
-COMMANDS = {
-    "bootstrap": (
-        "train, publish and promote a survey's first model from alert packets",
-        add_bootstrap_arguments,
-        bootstrap_main,
-    ),
-    "retrain": (
-        "fine-tune on new labels, gate and publish (a loop, or once with --now)",
-        add_retrain_arguments,
-        retrain_main,
-    ),
-}

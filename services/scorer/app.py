@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -24,8 +25,10 @@ import redis
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from models.manifest import ModelIntegrityError
+from services.common import metrics as metrics_module
 from services.common import model_store, schemas, store
 from services.common.alerts import Alert, Rejected, SchemaSource, decode_message
+from services.common.infra import endpoints
 from services.common.kafka import (
     ConsumerLoop,
     DeadLetter,
@@ -38,11 +41,12 @@ from services.common.kafka import (
 from services.common.metrics import ScorerMetrics
 from services.common.registry import ANNOUNCE_CHANNEL, Registry
 from services.common.settings import KafkaSettings
-from services.common.users import UserProfile, user_topic
+from services.common.topics import DEAD_LETTERS, user_topic
+from services.common.users import UserProfile
 from services.scorer.handler import MJD_UNIX_EPOCH, ScoredBatch, clock_of, score_batch
 from services.scorer.model import LoadedModel, ModelSlot, load_model
 from services.scorer.selection import BudgetSelector, selector_for
-from services.scorer.settings import ScorerSettings
+from services.scorer.settings import RedisSettings, ScorerSettings
 
 log = logging.getLogger("ahunt.scorer")
 SERVICE = "scorer"
@@ -415,7 +419,7 @@ def build_loop(
     scorer = Scorer(settings, slot, redis_client, metrics, schema_source)
     scorer.refresh_users(force=True)
     ensure_topics(
-        kafka, bootstrap, [*settings.input_topics, "ahunt.dlq", *(u.topic for u in scorer.users)]
+        kafka, bootstrap, [*settings.input_topics, DEAD_LETTERS, *(u.topic for u in scorer.users)]
     )
     c = consumer(kafka, bootstrap, settings.group_id)
     topics = list(settings.input_topics)
@@ -464,3 +468,36 @@ def wait_for_models(slot: ModelSlot, watcher: ModelWatcher, timeout_s: float) ->
             )
         watcher.check()
         time.sleep(0.5)
+
+
+def run(settings: ScorerSettings | None = None) -> int:
+    """Score in the foreground. SIGTERM and SIGINT let the current batch finish, be delivered
+    and committed, then exit."""
+    settings = settings or ScorerSettings()
+    kafka = KafkaSettings()
+    metrics = ScorerMetrics()
+    metrics_module.serve(settings.metrics_port)
+    slot = ModelSlot()
+    with endpoints(kafka.bootstrap_servers, RedisSettings().url) as ep:
+        redis_client = store.connect(ep.redis)
+        # Models come from the registry in Redis (any host), else from model_dir's CURRENT.
+        registry = (
+            Registry(redis_client, settings.registry_cache_dir) if settings.registry else None
+        )
+        watcher = ModelWatcher(settings, slot, metrics, registry)
+        wait_for_models(slot, watcher, settings.model_wait_s or float("inf"))
+        watcher.start()
+        loop = build_loop(settings, kafka, ep.kafka, redis_client, metrics, slot)
+
+        def stop(_signum: int, _frame: object) -> None:
+            loop.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("scoring %s with %s", settings.input_topics, slot.versions())
+        try:
+            loop.run()
+        finally:
+            watcher.stop()
+            loop.consumer.close()
+    return 0

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.topics import ALERTS
+
 
 class RedisSettings(BaseSettings):
     """``REDIS_URL``; unset starts the embedded Redis."""
@@ -20,7 +22,7 @@ class RedisSettings(BaseSettings):
 class ScorerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AHUNT_SCORER_", frozen=True, extra="ignore")
 
-    input_topics: list[str] = Field(default_factory=lambda: ["ahunt.alerts"])
+    input_topics: list[str] = Field(default_factory=lambda: [ALERTS])
     group_id: str = "ahunt-scorer"
     model_dir: Path = Field(
         default=Path("var/models"),

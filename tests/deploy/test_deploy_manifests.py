@@ -302,6 +302,8 @@ def test_dockerfile_serving_and_training_targets() -> None:
     serving = "\n".join(lineage(stages, "serving"))
     training = "\n".join(lineage(stages, "training")) + "\n".join(stages["deps-training"])
     assert "torch" not in serving.replace('! python -c "import torch"', "")
+    # The serving image carries no benchmarks: the serving path never imports bench/.
+    assert "COPY bench/" not in serving and "COPY bench/" in training
     assert "torchvision" not in training.replace("! pip show torchvision", "")
     assert "torch==${TORCH_VERSION}" in training and "ARG TORCH_VERSION=2.13.0" in training
     assert "download.pytorch.org/whl/cpu" in training
@@ -328,7 +330,7 @@ def test_dockerfile_copies_only_files_that_exist_and_are_in_the_context() -> Non
 
 BLOCK_TRAINING = (
     "import sys\n"
-    "for name in ('torch', 'sklearn', 'onnx', 'onnxscript', 'matplotlib', 'coniferest'):\n"
+    "for name in ('torch', 'sklearn', 'onnx', 'onnxscript', 'matplotlib', 'coniferest', 'bench'):\n"
     "    sys.modules[name] = None  # as in the serving image: these are not installed\n"
 )
 
@@ -342,6 +344,7 @@ def test_serving_image_commands_work_without_training_dependencies() -> None:
         "p = build_parser()\n"
         "for args in (['scorer'], ['replay', 'x.avro'], ['decode', 'x.avro']):\n"
         "    p.parse_args(args)\n"
+        "assert 'bench' not in p._subparsers._group_actions[0].choices  # no bench/ there\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -378,6 +381,20 @@ def test_the_cli_parses_without_importing_the_learning_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "scorer []", out.stderr[-2000:]
+
+
+def test_ahunt_help_imports_no_command_module() -> None:
+    """`ahunt --help` (and building the parser in every process) imports no sub-command: each
+    command's module loads when that command is parsed."""
+    code = (
+        "import sys\n"
+        "from services.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('services', 'models', 'bench')"
+        " and m not in ('services', 'services.cli', 'bench', 'bench.commands')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
 
 
 def test_bench_paper_options_are_parsed_in_a_second_step() -> None:

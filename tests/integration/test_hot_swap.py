@@ -29,7 +29,8 @@ from services.common.alerts import Alert, decode_message
 from services.common.kafka import consumer, producer
 from services.common.registry import Registry
 from services.common.settings import KafkaSettings
-from services.common.users import Budget, UserProfile, user_topic
+from services.common.topics import user_topic
+from services.common.users import Budget, UserProfile
 from services.scorer.app import ModelWatcher, build_loop
 from services.scorer.model import ModelSlot
 from services.scorer.settings import ScorerSettings

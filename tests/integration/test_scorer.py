@@ -12,10 +12,11 @@ import redis
 
 from services.common import schemas, store
 from services.common.alerts import Alert
-from services.common.kafka import DLQ_TOPIC, consumer, ensure_topics, producer
+from services.common.kafka import consumer, ensure_topics, producer
 from services.common.metrics import ScorerMetrics
 from services.common.settings import KafkaSettings
-from services.common.users import Budget, Filters, SkyCone, UserProfile, user_topic
+from services.common.topics import DEAD_LETTERS, user_topic
+from services.common.users import Budget, Filters, SkyCone, UserProfile
 from services.scorer.app import ModelWatcher, build_loop
 from services.scorer.handler import prepare_stamps
 from services.scorer.model import ModelSlot, load_model
@@ -68,7 +69,7 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     ]
     for u in users:
         store.save_profile(redis_client, u)
-    ensure_topics(kafka_settings, kafka_bootstrap, [DLQ_TOPIC])
+    ensure_topics(kafka_settings, kafka_bootstrap, [DEAD_LETTERS])
     p = producer(kafka_settings, kafka_bootstrap)
     poison = b"not an alert " + group_id.encode()
     for payload in [*ztf_payloads, poison]:
@@ -130,7 +131,7 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     assert redis_client.zcard(store.candidates_key(users[1].name)) == len(got[users[1].name])
     # The poison packet is in the DLQ with its reason, the good ones all flowed.
     letters = [
-        json.loads(m.value()) for m in _read_topic(kafka_bootstrap, kafka_settings, DLQ_TOPIC)
+        json.loads(m.value()) for m in _read_topic(kafka_bootstrap, kafka_settings, DEAD_LETTERS)
     ]
     mine = [d for d in letters if bytes.fromhex(d["original"]) == poison]
     assert len(mine) == 1 and mine[0]["reason"] == "bad_magic"

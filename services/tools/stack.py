@@ -241,6 +241,3 @@ def main(args: argparse.Namespace) -> int:
             pass
     print("stopped", flush=True)
     return 0
-
-
-COMMANDS = {"up": ("run the whole stack on this machine (embedded defaults)", add_arguments, main)}

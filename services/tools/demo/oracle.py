@@ -24,7 +24,7 @@ from typing import Any
 from services.common import schemas
 from services.common.kafka import consumer, next_offsets
 from services.common.settings import KafkaSettings
-from services.common.users import user_topic
+from services.common.topics import user_topic
 
 log = logging.getLogger("ahunt.oracle")
 
@@ -202,8 +202,3 @@ def summary(received: Iterable[Received]) -> str:
         by_class[r.true_class or "?"] = by_class.get(r.true_class or "?", 0) + 1
     parts = ", ".join(f"{k} {v}" for k, v in sorted(by_class.items(), key=lambda kv: -kv[1]))
     return f"{len(items)} received, {sum(r.labelled for r in items)} labelled: {parts}"
-
-
-COMMANDS = {
-    "oracle": ("play a user: label your topic's alerts from a truth file", add_arguments, main)
-}

@@ -38,7 +38,6 @@ import numpy as np
 from services.common import store
 from services.common.alerts import Alert, decode_message
 from services.common.kafka import (
-    DLQ_TOPIC,
     Delivery,
     OutMessage,
     consumer,
@@ -48,14 +47,13 @@ from services.common.kafka import (
 )
 from services.common.replay import messages_from_files
 from services.common.settings import KafkaSettings
-from services.common.users import user_topic
-from services.demo.oracle import Oracle, drain, read_truth
-from services.stack import Stack
+from services.common.topics import ALERTS, DEAD_LETTERS, user_topic
+from services.tools.demo.oracle import Oracle, drain, read_truth
+from services.tools.stack import Stack
 
 log = logging.getLogger("ahunt.demo")
 
 REPO = Path(__file__).resolve().parents[2]
-INPUT_TOPIC = "ahunt.alerts"
 SCORER_GROUP = "ahunt-scorer"
 
 
@@ -197,7 +195,7 @@ def run_demo(
     from services.retrain.bootstrap import bootstrap, pool_examples
     from services.retrain.loop import retrain_once
     from services.retrain.settings import RetrainSettings
-    from services.simulator import SimulationConfig, simulate_night, write_simulation
+    from services.tools.simulator import SimulationConfig, simulate_night, write_simulation
 
     started = time.perf_counter()
     if out.exists():
@@ -252,7 +250,7 @@ def run_demo(
         progress(f"  Kafka {stack.kafka}  Redis {stack.redis_url}  API {feedback}/docs")
         client = store.connect(stack.redis_url)
         ensure_topics(
-            kafka, stack.kafka, [INPUT_TOPIC, DLQ_TOPIC, *(user_topic(u.name) for u in USERS)]
+            kafka, stack.kafka, [ALERTS, DEAD_LETTERS, *(user_topic(u.name) for u in USERS)]
         )
 
         oracles: dict[str, Oracle] = {}
@@ -341,10 +339,10 @@ def run_demo(
             messages += bad
             scored_before = _scored(scorer_metrics)
             for start in range(0, len(messages), 500):
-                delivery.send([OutMessage(INPUT_TOPIC, m) for m in messages[start : start + 500]])
+                delivery.send([OutMessage(ALERTS, m) for m in messages[start : start + 500]])
             _wait(
                 f"the scorer finishing night {night}",
-                lambda: group_backlog(kafka, bootstrap_servers, SCORER_GROUP, INPUT_TOPIC) == 0,
+                lambda: group_backlog(kafka, bootstrap_servers, SCORER_GROUP, ALERTS) == 0,
                 600,
             )
             scored = _scored(scorer_metrics) - scored_before
@@ -421,7 +419,7 @@ def run_demo(
 
 def _read_dlq(kafka: KafkaSettings, bootstrap: str) -> list[dict[str, Any]]:
     c = consumer(kafka, bootstrap, f"demo-dlq-{time.time_ns()}")
-    c.subscribe([DLQ_TOPIC])
+    c.subscribe([DEAD_LETTERS])
     out: list[dict[str, Any]] = []
     quiet = time.monotonic()
     try:
@@ -544,8 +542,3 @@ def main(args: argparse.Namespace) -> int:
         )
     print(f"  dead letters: {len(result.dead_letters)} (broken packets sent: {result.bad_packets})")
     return 0
-
-
-COMMANDS = {
-    "demo": ("the whole product live: simulate, score, label, retrain", add_arguments, main)
-}
