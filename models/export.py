@@ -30,11 +30,12 @@ import contextlib
 import copy
 import ctypes
 import errno
+import logging
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -243,12 +244,26 @@ def _parity_batches(learner: AhuntLearner, parity_inputs: np.ndarray | None) -> 
     return [main, *extra]
 
 
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter warns about torchvision ops ("torchvision is not installed", through torch's
+    own log handler) and pytree internals (warnings): none concern this graph, and users of
+    ``ahunt demo`` or ``ahunt bootstrap`` would see them. Errors still show."""
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=FutureWarning)
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            yield
+    finally:
+        exporter_log.setLevel(level)
+
+
 def _export_graph(served: ServedModel, path: Path, example: torch.Tensor) -> None:
     batch = torch.export.Dim("batch", min=1)
-    with warnings.catch_warnings():
-        # The exporter warns about torchvision ops and pytree internals; none concern this graph.
-        warnings.simplefilter("ignore", category=FutureWarning)
-        warnings.simplefilter("ignore", category=DeprecationWarning)
+    with _quiet_exporter():
         torch.onnx.export(
             served,
             (example,),

@@ -29,6 +29,8 @@ class Command:
     module: str
     add_arguments: str = "add_arguments"
     main: str = "main"  # "" for a group whose own sub-commands set what runs
+    # Logging of the process (services.common.logs.setup); None: Python's default (warnings).
+    log_level: str | None = None
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -37,12 +39,16 @@ COMMANDS: tuple[Command, ...] = (
         "scorer", "run the scoring service (settings from the environment)", "services.scorer.cli"
     ),
     Command(
-        "feedback", "run the feedback API (settings from the environment)", "services.feedback.cli"
+        "feedback",
+        "run the feedback API (settings from the environment)",
+        "services.feedback.cli",
+        log_level="INFO",
     ),
     Command(
         "retrain",
         "fine-tune on new labels, gate and publish (a loop, or once with --now)",
         "services.retrain.cli",
+        log_level="INFO",
     ),
     # Operating them.
     Command(
@@ -51,6 +57,7 @@ COMMANDS: tuple[Command, ...] = (
         "services.retrain.cli",
         "add_bootstrap_arguments",
         "bootstrap_main",
+        log_level="INFO",
     ),
     Command(
         "models",
@@ -70,7 +77,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("subscribe", "read a user's alert topic", "services.tools.subscribe"),
     Command("kafka", "run the embedded Kafka-protocol broker", "services.tools.kafka"),
     Command(
-        "up", "run the whole stack on this machine (embedded defaults)", "services.tools.stack"
+        "up",
+        "run the whole stack on this machine (embedded defaults)",
+        "services.tools.stack",
+        log_level="INFO",
     ),
     Command(
         "simulate",
@@ -81,11 +91,13 @@ COMMANDS: tuple[Command, ...] = (
         "demo",
         "the whole product live: simulate, score, label, retrain",
         "services.tools.demo.run",
+        log_level="WARNING",
     ),
     Command(
         "oracle",
         "play a user: label your topic's alerts from a truth file",
         "services.tools.demo.oracle",
+        log_level="INFO",
     ),
 )
 # Packages that add commands of their own (a module with a ``COMMANDS`` tuple), when installed.
@@ -112,7 +124,7 @@ class LazyParser(argparse.ArgumentParser):
             self.exit(2, f"{self.prog}: needs {missing}, which is not installed ({exc})\n")
         getattr(module, command.add_arguments)(self)
         if command.main:
-            self.set_defaults(run=getattr(module, command.main))
+            self.set_defaults(run=getattr(module, command.main), log_level=command.log_level)
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -164,6 +176,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    level = getattr(args, "log_level", None)
+    if level is not None:
+        from services.common import logs
+
+        logs.setup(level)
     run: Callable[[argparse.Namespace], int] = args.run
     return int(run(args))
 

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
+from services.common.settings import RedisSettings
 from services.feedback.settings import FeedbackSettings
 
 
@@ -26,7 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from services.feedback.serve import run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     overrides = {k: getattr(args, k) for k in ("host", "port", "workers")}
     settings = FeedbackSettings(**{k: v for k, v in overrides.items() if v is not None})
     try:
@@ -56,7 +55,7 @@ def users_main(args: argparse.Namespace) -> int:
     from services.common import store
     from services.feedback import tokens
 
-    url = FeedbackSettings().redis_url
+    url = RedisSettings().url
     if not url:
         raise SystemExit("set REDIS_URL to the feedback API's Redis (`ahunt feedback` prints it)")
     client = store.connect(url)

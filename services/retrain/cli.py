@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from services.common.settings import RedisSettings
 from services.retrain.settings import RetrainSettings
 
 if TYPE_CHECKING:  # the command must load without torch (serving installs list it too)
@@ -29,9 +29,7 @@ log = logging.getLogger("ahunt.retrain")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("REDIS_URL"), help="Redis with labels and registry"
-    )
+    parser.add_argument("--redis-url", help="Redis with labels and registry (unset: REDIS_URL)")
     parser.add_argument("--json", action="store_true", help="print each outcome as one JSON line")
 
 
@@ -88,22 +86,18 @@ def _print(outcome: RetrainOutcome, as_json: bool) -> None:
 
 
 def _connect(args: argparse.Namespace, settings: RetrainSettings) -> tuple[Any, Any] | None:
-    if not args.redis_url:
+    url = args.redis_url or RedisSettings().url
+    if not url:
         print(f"ahunt {args.command}: set REDIS_URL or pass --redis-url", file=sys.stderr)
         return None
     from services.common import store
     from services.common.registry import Registry
 
-    client = store.connect(args.redis_url)
+    client = store.connect(url)
     return client, Registry(client, settings.registry_cache_dir)
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-
-
 def bootstrap_main(args: argparse.Namespace) -> int:
-    _logging()
     from services.retrain.bootstrap import (
         bootstrap,
         load_alerts,
@@ -163,7 +157,6 @@ def bootstrap_main(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    _logging()
     from services.retrain.loop import RetrainLoop, retrain_once
     from services.retrain.metrics import default_metrics
     from services.retrain.train import configure_threads

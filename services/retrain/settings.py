@@ -1,4 +1,5 @@
-"""Retrain settings (env prefix ``AHUNT_RETRAIN_``; ``REDIS_URL`` is shared)."""
+"""Retrain settings (env prefix ``AHUNT_RETRAIN_``; ``REDIS_URL`` is shared:
+``services.common.settings``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import Settings
 
 Device = Literal["auto", "cpu", "cuda"]
 
 
-class RetrainSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AHUNT_RETRAIN_", frozen=True, extra="ignore")
+class RetrainSettings(Settings):
+    """The retrain service (``ahunt retrain``, ``ahunt bootstrap``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AHUNT_RETRAIN_")
 
     surveys: list[str] = Field(default_factory=lambda: ["ztf"], description="surveys retrained")
     # Triggers: a run starts when either is due; "--now" runs once regardless.

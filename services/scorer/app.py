@@ -40,13 +40,13 @@ from services.common.kafka import (
 )
 from services.common.metrics import ScorerMetrics
 from services.common.registry import ANNOUNCE_CHANNEL, Registry
-from services.common.settings import KafkaSettings
+from services.common.settings import KafkaSettings, RedisSettings
 from services.common.topics import DEAD_LETTERS, user_topic
 from services.common.users import UserProfile
 from services.scorer.handler import MJD_UNIX_EPOCH, ScoredBatch, clock_of, score_batch
 from services.scorer.model import LoadedModel, ModelSlot, load_model
 from services.scorer.selection import BudgetSelector, selector_for
-from services.scorer.settings import RedisSettings, ScorerSettings
+from services.scorer.settings import ScorerSettings
 
 log = logging.getLogger("ahunt.scorer")
 SERVICE = "scorer"

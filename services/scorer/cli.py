@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 
 def add_arguments(_parser: argparse.ArgumentParser) -> None:
@@ -14,5 +13,4 @@ def add_arguments(_parser: argparse.ArgumentParser) -> None:
 def main(_args: argparse.Namespace) -> int:
     from services.scorer.app import run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return run()

@@ -69,3 +69,19 @@ def test_the_learning_core_knows_no_infrastructure() -> None:
     """models/ is pure learning code: no Kafka, Redis or HTTP, nothing from the services."""
     forbidden = ("confluent_kafka", "redis", "fastapi", "starlette", "uvicorn", "httpx", "urllib")
     assert offences(("models",), (*forbidden, "services", "bench")) == []
+
+
+def test_settings_are_read_through_the_settings_classes_only() -> None:
+    """One settings family (services.common.settings): no module reads a variable itself.
+    Passing the environment on to a child process (``{**os.environ, ...}``) is not reading it."""
+    found = []
+    for package in ("services", "bench"):
+        for name, path in modules(package).items():
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                text = ast.unparse(node) if isinstance(node, ast.Call | ast.Subscript) else ""
+                reads = text.startswith(("os.getenv(", "os.environ.get(", "os.environ["))
+                if reads and not (
+                    isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
+                ):
+                    found.append(f"{name}:{node.lineno} {text}")
+    assert found == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from models.preprocess import InputSpec, Preprocessing
 
 TINY = LearnerConfig(pretrain_epochs=1, min_epoch_samples=64, augment="none")
 METRICS = {"auroc": 0.91, "r_precision": 0.5}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _learner(spec: InputSpec, seed: int = 0) -> tuple[AhuntLearner, np.ndarray]:
@@ -276,3 +279,27 @@ def test_final_rename_never_replaces_an_existing_dir(tmp_path: Path) -> None:
     assert list(dst.iterdir()) == [] and (src / "model.onnx").exists()
     export_module._rename_noreplace(src, tmp_path / "new")
     assert (tmp_path / "new" / "model.onnx").read_bytes() == b"x"
+
+
+def test_export_prints_nothing_for_users(tmp_path: Path) -> None:
+    """torch's exporter logs "torchvision is not installed ..." through its own stderr handler
+    (once per process, so this runs in a fresh one): `ahunt demo` and `ahunt bootstrap` users
+    must not see it."""
+    code = (
+        "import numpy as np, sys\n"
+        "from models.export import export_onnx\n"
+        "from models.learner import AhuntLearner, LearnerConfig\n"
+        "from models.preprocess import InputSpec, Preprocessing\n"
+        "spec = InputSpec(1, 8, 8)\n"
+        "x = np.random.default_rng(0).normal(size=(16, 1, 8, 8)).astype(np.float32)\n"
+        "learner = AhuntLearner(spec, ['a'], LearnerConfig(min_epoch_samples=16), seed=0)\n"
+        "learner.fit(x, ['a'] * 16, epochs=1)\n"
+        "learner.fit_detector(x)\n"
+        f"export_onnx(learner, {str(tmp_path / 'm')!r}, version='ztf-0001', survey='ztf',\n"
+        "            preprocessing=Preprocessing('identity'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (out.stdout + out.stderr).strip() == ""

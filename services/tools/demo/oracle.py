@@ -167,10 +167,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import os
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    kafka = KafkaSettings()
+    bootstrap = kafka.bootstrap_servers
     if not bootstrap:
         raise SystemExit(
             "ahunt oracle: set KAFKA_BOOTSTRAP_SERVERS (e.g. the one `ahunt up` shows)"
@@ -186,7 +184,7 @@ def main(args: argparse.Namespace) -> int:
     )
     try:
         while True:
-            got = drain(oracle, KafkaSettings(), bootstrap, idle_s=5.0, max_s=3600.0)
+            got = drain(oracle, kafka, bootstrap, idle_s=5.0, max_s=3600.0)
             print(summary(oracle.received) if got else "nothing new", flush=True)
             if not args.follow:
                 return 0
