@@ -317,7 +317,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def main(args: argparse.Namespace) -> int:
-    from services.common import labels, store
+    from services.common import keys, labels, store
     from services.common.embedded import EmbeddedKafka, EmbeddedRedis, free_port
 
     with (
@@ -429,7 +429,7 @@ def main(args: argparse.Namespace) -> int:
                 "labels_missing_after_run": missing,
                 # 0: every label's event was acknowledged by the broker (the outbox is trimmed
                 # only after that).
-                "outbox_left": client.llen(store.FEEDBACK_OUTBOX),
+                "outbox_left": client.llen(keys.FEEDBACK_OUTBOX),
                 "aof_rewrite_in_progress_after": _info(client, "aof_rewrite_in_progress"),
                 "aof_base_size_mb": round(_info(client, "aof_base_size") / 2**20, 1),
                 "aof_current_size_mb": round(_info(client, "aof_current_size") / 2**20, 1),

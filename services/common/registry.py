@@ -6,16 +6,11 @@ append-only persistence (``appendfsync always``), and what the registry needs is
 over several keys (status, pointer, history), which MULTI/EXEC under WATCH gives directly and a
 log does not. Scorers on any host fetch the bytes from Redis, so no shared file system is needed.
 
-Layout (key names come only from this module)::
-
-    ahunt:models:surveys                set of surveys that have at least one published version
-    ahunt:model:<survey>:versions       sorted set version -> its number (NNNN of <survey>-NNNN)
-    ahunt:model:<survey>:<version>      hash: onnx (bytes), manifest (canonical JSON), sha256,
-                                        size, status, reason, created_at, promoted_at
-    ahunt:model:<survey>:live           string: the live version (absent until the first promote)
-    ahunt:model:<survey>:history        list of versions that went live, oldest first; its last
-                                        element is always the live one (rollback pops it)
-    ahunt:models:announce               pub/sub channel: one JSON message per live change
+Layout (key names: ``services.common.keys``): a set of surveys; per survey a sorted set of its
+versions, one hash per version (onnx bytes, canonical manifest JSON, sha256, size, status,
+reason, created_at, promoted_at), the live pointer, and the history of versions that went live
+(oldest first; its last element is always the live one, rollback pops it); a pub/sub channel
+with one JSON message per live change.
 
 Every state change is one MULTI/EXEC transaction guarded by WATCH on the keys it read: a reader
 sees the old live version or the new one, never a pointer to a version whose status disagrees. A
@@ -47,17 +42,13 @@ from typing import Any, Literal, TypeVar
 import redis
 from pydantic import BaseModel, ConfigDict
 
-from models.manifest import (
-    MANIFEST_FILE,
-    Manifest,
-    ModelIntegrityError,
-    verify_model_dir,
-)
+from models.manifest import MANIFEST_FILE, Manifest
+from models.model_dir import ModelIntegrityError, fsync_path, verify_model_dir
+from services.common import keys
 
 log = logging.getLogger("ahunt.registry")
 
 __all__ = [
-    "ANNOUNCE_CHANNEL",
     "ModelRecord",
     "Registry",
     "RegistryError",
@@ -68,8 +59,6 @@ __all__ = [
 ]
 
 Status = Literal["candidate", "live", "retired", "rejected"]
-ANNOUNCE_CHANNEL = "ahunt:models:announce"
-SURVEYS_KEY = "ahunt:models:surveys"
 _VERSION_RE = re.compile(r"^(?P<survey>[a-z0-9][a-z0-9_]{0,31})-(?P<number>[0-9]{4,9})$")
 _WATCH_RETRIES = 50
 _T = TypeVar("_T")
@@ -100,27 +89,11 @@ def survey_of(version: str) -> str:
     return parse_version(version)[0]
 
 
-def model_key(survey: str, version: str) -> str:
-    return f"ahunt:model:{survey}:{version}"
-
-
 def _owned_key(survey: str, version: str) -> str:
     """``model_key`` after checking that ``version`` is a version of ``survey``."""
     if survey_of(version) != survey:
         raise RegistryError(f"{version} is not a version of survey {survey!r}")
-    return model_key(survey, version)
-
-
-def versions_key(survey: str) -> str:
-    return f"ahunt:model:{survey}:versions"
-
-
-def live_key(survey: str) -> str:
-    return f"ahunt:model:{survey}:live"
-
-
-def history_key(survey: str) -> str:
-    return f"ahunt:model:{survey}:history"
+    return keys.model_key(survey, version)
 
 
 class ModelRecord(BaseModel):
@@ -185,15 +158,6 @@ def _record(survey: str, version: str, values: list[Any]) -> ModelRecord | None:
     )
 
 
-def _fsync(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 class Registry:
     """Publish, promote, reject, roll back and fetch model versions (see the module docstring).
 
@@ -247,7 +211,7 @@ class Registry:
         data = (model_dir / manifest.model_file).read_bytes()
         if hashlib.sha256(data).hexdigest() != manifest.sha256:  # changed since verification
             raise ModelIntegrityError(f"{model_dir}: model file changed while publishing")
-        key = model_key(survey, manifest.version)
+        key = keys.model_key(survey, manifest.version)
         now = time.time()
 
         def body(pipe: Any) -> None:
@@ -274,8 +238,8 @@ class Registry:
                     "promoted_at": "",
                 },
             )
-            pipe.zadd(versions_key(survey), {manifest.version: number})
-            pipe.sadd(SURVEYS_KEY, survey)
+            pipe.zadd(keys.model_versions_key(survey), {manifest.version: number})
+            pipe.sadd(keys.MODEL_SURVEYS, survey)
             return None
 
         self._transaction([key], body)
@@ -305,7 +269,7 @@ class Registry:
         """Make ``version`` live: status, pointer and history change in one transaction, and the
         change is announced. Promoting the live version is a no-op; a rejected one raises."""
         key = _owned_key(survey, version)
-        pointer = live_key(survey)
+        pointer = keys.model_live_key(survey)
 
         def body(pipe: Any) -> bool:
             status = _text(pipe.hget(key, "status"))
@@ -320,11 +284,11 @@ class Registry:
                 return False
             pipe.multi()
             if old is not None:
-                pipe.hset(model_key(survey, old), mapping={"status": "retired", "reason": ""})
+                pipe.hset(keys.model_key(survey, old), mapping={"status": "retired", "reason": ""})
             live = {"status": "live", "reason": "", "promoted_at": repr(time.time())}
             pipe.hset(key, mapping=live)
             pipe.set(pointer, version)
-            pipe.rpush(history_key(survey), version)
+            pipe.rpush(keys.model_history_key(survey), version)
             self._announce(pipe, survey, version, "promote", old)
             return True
 
@@ -339,7 +303,7 @@ class Registry:
         Versions rejected since they were live are skipped. The rolled-back version becomes
         ``retired`` (it may be promoted again later). Raises if there is nothing to go back to.
         """
-        pointer, history = live_key(survey), history_key(survey)
+        pointer, history = keys.model_live_key(survey), keys.model_history_key(survey)
 
         def body(pipe: Any) -> str:
             current = _text(pipe.get(pointer))
@@ -352,8 +316,8 @@ class Registry:
             while past:
                 candidate = past[-1]
                 assert candidate is not None
-                pipe.watch(model_key(survey, candidate))  # a concurrent reject() must retry us
-                status = _text(pipe.hget(model_key(survey, candidate), "status"))
+                pipe.watch(keys.model_key(survey, candidate))  # a concurrent reject() must retry us
+                status = _text(pipe.hget(keys.model_key(survey, candidate), "status"))
                 if candidate != current and status is not None and status != "rejected":
                     target = candidate
                     break
@@ -362,11 +326,11 @@ class Registry:
                 raise RegistryError(f"{survey}: no earlier version to roll back to")
             pipe.multi()
             pipe.hset(
-                model_key(survey, current),
+                keys.model_key(survey, current),
                 mapping={"status": "retired", "reason": f"rolled back to {target}"},
             )
             pipe.hset(
-                model_key(survey, target),
+                keys.model_key(survey, target),
                 mapping={"status": "live", "reason": "", "promoted_at": repr(time.time())},
             )
             pipe.set(pointer, target)
@@ -388,7 +352,11 @@ class Registry:
         and history, so a concurrent promote or rollback makes it retry, never races it."""
         if keep < 1:
             raise ValueError("keep must be >= 1")
-        pointer, history, index = live_key(survey), history_key(survey), versions_key(survey)
+        pointer, history, index = (
+            keys.model_live_key(survey),
+            keys.model_history_key(survey),
+            keys.model_versions_key(survey),
+        )
 
         def body(pipe: Any) -> list[str]:
             versions = [v.decode() for v in pipe.zrange(index, 0, -1)]
@@ -401,7 +369,7 @@ class Registry:
                 pipe.unwatch()
                 return []
             pipe.multi()
-            pipe.delete(*(model_key(survey, v) for v in doomed))
+            pipe.delete(*(keys.model_key(survey, v) for v in doomed))
             pipe.zrem(index, *doomed)
             remaining = [v for v in past if v not in doomed]
             pipe.delete(history)
@@ -423,28 +391,28 @@ class Registry:
             "previous": previous,
             "at": time.time(),
         }
-        pipe.publish(ANNOUNCE_CHANNEL, json.dumps(message, sort_keys=True))
+        pipe.publish(keys.MODELS_ANNOUNCE, json.dumps(message, sort_keys=True))
 
     # -- reads ---------------------------------------------------------------------------------
 
     def current(self, survey: str) -> str | None:
-        return _text(self.client.get(live_key(survey)))
+        return _text(self.client.get(keys.model_live_key(survey)))
 
     def record(self, survey: str, version: str) -> ModelRecord | None:
-        values = self.client.hmget(model_key(survey, version), list(_RECORD_FIELDS))
+        values = self.client.hmget(keys.model_key(survey, version), list(_RECORD_FIELDS))
         return _record(survey, version, list(values))
 
     def history(self, survey: str) -> list[str]:
         """Versions that went live, oldest first (the last is the live one)."""
-        raw = self.client.lrange(history_key(survey), 0, -1)
+        raw = self.client.lrange(keys.model_history_key(survey), 0, -1)
         return [v for v in (_text(x) for x in raw) if v is not None]
 
     def surveys(self) -> list[str]:
-        raw = self.client.smembers(SURVEYS_KEY)
+        raw = self.client.smembers(keys.MODEL_SURVEYS)
         return sorted(v for v in (_text(x) for x in raw) if v is not None)
 
     def versions(self, survey: str) -> list[str]:
-        raw: list[bytes] = self.client.zrange(versions_key(survey), 0, -1)  # type: ignore[assignment]
+        raw: list[bytes] = self.client.zrange(keys.model_versions_key(survey), 0, -1)  # type: ignore[assignment]
         return [x.decode() for x in raw]
 
     def list(self, survey: str | None = None) -> list[ModelRecord]:
@@ -454,7 +422,7 @@ class Registry:
             versions = self.versions(name)
             pipe = self.client.pipeline(transaction=False)
             for version in versions:
-                pipe.hmget(model_key(name, version), list(_RECORD_FIELDS))
+                pipe.hmget(keys.model_key(name, version), list(_RECORD_FIELDS))
             for version, values in zip(versions, pipe.execute(), strict=True):
                 record = _record(name, version, list(values))
                 if record is not None:
@@ -468,7 +436,7 @@ class Registry:
         :meth:`publish` is refused (versions are immutable), so nothing is overwritten.
         """
         parse_version(f"{survey}-0001")  # validates the survey name
-        top = self.client.zrange(versions_key(survey), -1, -1, withscores=True)
+        top = self.client.zrange(keys.model_versions_key(survey), -1, -1, withscores=True)
         number = int(top[0][1]) + 1 if top else 1
         return f"{survey}-{number:04d}"
 
@@ -484,7 +452,7 @@ class Registry:
         appears by one rename, so a reader never sees a half-written model.
         """
         parse_version(version)
-        key = model_key(survey, version)
+        key = keys.model_key(survey, version)
         sha, manifest_json = (_text(v) for v in self.client.hmget(key, ["sha256", "manifest"]))
         if sha is None or manifest_json is None:
             raise RegistryError(f"unknown model version {survey}/{version}")
@@ -507,9 +475,9 @@ class Registry:
             (tmp / manifest.model_file).write_bytes(data)
             (tmp / MANIFEST_FILE).write_text(manifest_json, encoding="utf-8")
             for name in (manifest.model_file, MANIFEST_FILE):
-                _fsync(tmp / name)
+                fsync_path(tmp / name)
             verify_model_dir(tmp)
-            _fsync(tmp)
+            fsync_path(tmp)
             try:
                 os.rename(tmp, target)
             except OSError:
@@ -517,7 +485,7 @@ class Registry:
                 # fails); use theirs if it is sound.
                 if not self._cached(target, sha):
                     raise
-        _fsync(target.parent)
+        fsync_path(target.parent)
         return target
 
     @staticmethod

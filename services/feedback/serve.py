@@ -37,7 +37,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from services.common import store
+from services.common import keys, store
 from services.common.embedded import EmbeddedRedis
 from services.common.infra import endpoints
 from services.common.kafka import ensure_topics, producer
@@ -98,7 +98,7 @@ def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> 
         if users:
             admin = store.connect(ep.redis)
             for name in users:
-                if admin.hexists(store.USERS, name):
+                if admin.hexists(keys.USERS, name):
                     print(f"user {name} exists (ahunt users add {name} --rotate for a new token)")
                 else:
                     print(f"user {name}: token {add_user(admin, name)}", flush=True)

@@ -105,7 +105,7 @@ def bootstrap_main(args: argparse.Namespace) -> int:
         read_labels_csv,
         spec_for,
     )
-    from services.retrain.metrics import default_metrics
+    from services.retrain.metrics import RetrainMetrics
     from services.retrain.train import configure_threads
 
     overrides: dict[str, Any] = {}
@@ -150,7 +150,7 @@ def bootstrap_main(args: argparse.Namespace) -> int:
         SURVEY_PREPROCESSING,
         default_label=args.label,
         force=args.force,
-        metrics=default_metrics(),
+        metrics=RetrainMetrics.default(),
     )
     _print(outcome, args.json)
     return 0 if outcome.outcome == "promoted" else 1
@@ -158,7 +158,7 @@ def bootstrap_main(args: argparse.Namespace) -> int:
 
 def main(args: argparse.Namespace) -> int:
     from services.retrain.loop import RetrainLoop, retrain_once
-    from services.retrain.metrics import default_metrics
+    from services.retrain.metrics import RetrainMetrics
     from services.retrain.train import configure_threads
 
     settings = RetrainSettings(**({"surveys": args.surveys} if args.surveys else {}))
@@ -167,7 +167,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     client, registry = connected
     configure_threads(settings.threads)
-    metrics = default_metrics()
+    metrics = RetrainMetrics.default()
     if args.now:
         outcomes = [
             retrain_once(settings, client, registry, survey, metrics) for survey in settings.surveys

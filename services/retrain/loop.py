@@ -26,6 +26,7 @@ from redis.exceptions import LockError
 from models.interest import Interest
 from models.learner import AhuntLearner, LearnerConfig
 from models.preprocess import InputSpec, Preprocessing
+from services.common import keys
 from services.common import labels as label_store
 from services.common.registry import Registry
 from services.common.store import load_profiles
@@ -39,7 +40,7 @@ from services.retrain.candidate import (
 from services.retrain.dataset import Examples, concat, split
 from services.retrain.metrics import RetrainMetrics
 from services.retrain.settings import RetrainSettings
-from services.retrain.train import learner_from_bytes, select_device, train_epochs
+from services.retrain.train import fit, learner_from_bytes
 
 log = logging.getLogger("ahunt.retrain")
 
@@ -177,15 +178,7 @@ def _retrain(
             spec,
             settings,
         )
-        report = train_epochs(
-            learner,
-            data.train.x,
-            data.train.labels,
-            epochs,
-            device=select_device(settings.device),
-            min_epoch_samples=settings.min_epoch_samples,
-            batch_size=settings.batch_size,
-        )
+        report = fit(learner, data.train.x, data.train.labels, epochs, settings)
         learner.fit_detector(data.detector_x)
 
     extra = {
@@ -255,7 +248,7 @@ def locked_run(
     """Run ``run`` under the survey's lock, turning exceptions into a ``failed`` outcome,
     timing it, counting it and (for completed runs) saving the trigger state."""
     timer = PhaseTimer()
-    lock = client.lock(storage.lock_key(survey), timeout=settings.lock_ttl_s)
+    lock = client.lock(keys.retrain_lock_key(survey), timeout=settings.lock_ttl_s)
     ran = lock.acquire(blocking=False)
     if not ran:
         outcome = RetrainOutcome(survey, "skipped", "another retrain of this survey is running")

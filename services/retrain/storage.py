@@ -1,15 +1,14 @@
-"""The retrain service's Redis layout (labels themselves are ``services.common.labels``').
+"""The retrain service's Redis reads and writes (labels themselves are
+``services.common.labels``'; key names: ``services.common.keys``).
 
-- ``ahunt:bootstrap:<survey>``        hash: ``meta`` JSON (ids, labels, input spec, preprocessing,
-                                      time) and ``chunk:<i>`` float32 .npy stamps (<= 1,024 each):
-                                      the bootstrap pool, which every retrain trains on again
-- ``ahunt:learner:<survey>:<version>`` the version's torch learner state (``AhuntLearner.state``
-                                      saved with ``torch.save``), what the next retrain warm-starts
-                                      from; written before the version is published, so every
-                                      published version has one
-- ``ahunt:retrain:<survey>``          hash: label revision, time, version, outcome and reason of
-                                      the last completed attempt (the loop's trigger state)
-- ``ahunt:retrain:<survey>:lock``     one retrain per survey at a time
+- the bootstrap pool of a survey: a hash of ``meta`` JSON (ids, labels, input spec,
+  preprocessing, time) and ``chunk:<i>`` float32 .npy stamps (<= 1,024 each), which every
+  retrain trains on again;
+- each version's torch learner state (``AhuntLearner.state`` saved with ``torch.save``), what the
+  next retrain warm-starts from; written before the version is published, so every published
+  version has one;
+- the last completed attempt of a survey (label revision, time, version, outcome, reason): the
+  loop's trigger state; and a lock: one retrain per survey at a time.
 
 Stamps are read with pipelines: one round trip per 500 labels, not one per label.
 """
@@ -26,28 +25,13 @@ import numpy as np
 
 from models.preprocess import InputSpec, Preprocessing
 from models.taxonomy import RESERVE, normalise_class_name
+from services.common import keys
 from services.common import labels as label_store
-from services.common.store import alert_key, stamp_bytes, stamp_from_bytes
+from services.common.npy import stamp_bytes, stamp_from_bytes
 from services.retrain.dataset import Examples
 
 POOL_CHUNK = 1024
 READ_BATCH = 500
-
-
-def bootstrap_key(survey: str) -> str:
-    return f"ahunt:bootstrap:{survey}"
-
-
-def learner_key(survey: str, version: str) -> str:
-    return f"ahunt:learner:{survey}:{version}"
-
-
-def state_key(survey: str) -> str:
-    return f"ahunt:retrain:{survey}"
-
-
-def lock_key(survey: str) -> str:
-    return f"ahunt:retrain:{survey}:lock"
 
 
 # -- the bootstrap pool ------------------------------------------------------------------------
@@ -85,13 +69,13 @@ def save_pool(
     for i, start in enumerate(range(0, len(examples), POOL_CHUNK)):
         mapping[f"chunk:{i}"] = stamp_bytes(examples.x[start : start + POOL_CHUNK])
     pipe = client.pipeline(transaction=True)
-    pipe.delete(bootstrap_key(survey))
-    pipe.hset(bootstrap_key(survey), mapping=mapping)
+    pipe.delete(keys.bootstrap_key(survey))
+    pipe.hset(keys.bootstrap_key(survey), mapping=mapping)
     pipe.execute()
 
 
 def load_pool(client: Any, survey: str) -> Pool | None:
-    raw: dict[bytes, bytes] = client.hgetall(bootstrap_key(survey))
+    raw: dict[bytes, bytes] = client.hgetall(keys.bootstrap_key(survey))
     if not raw:
         return None
     meta = json.loads(raw[b"meta"])
@@ -130,7 +114,7 @@ def durable_examples(client: Any, survey: str, spec: InputSpec) -> LabelledSet:
         batch = items[start : start + READ_BATCH]
         pipe = client.pipeline(transaction=False)
         for alert_id, _ in batch:
-            pipe.hget(label_store.train_key(alert_id), "stamp")
+            pipe.hget(keys.train_key(alert_id), "stamp")
         for (alert_id, label), raw in zip(batch, pipe.execute(), strict=True):
             if normalise_class_name(label) == RESERVE:
                 skipped["reserve_label"] += 1
@@ -155,9 +139,10 @@ def recent_stamps(client: Any, survey: str, spec: InputSpec, limit: int) -> np.n
     out: list[np.ndarray] = []
     if limit <= 0:
         return np.zeros((0, *spec.shape), np.float32)
-    for keys in _chunks(client.scan_iter(match=alert_key("*"), count=READ_BATCH), READ_BATCH):
+    cached = client.scan_iter(match=keys.alert_key("*"), count=READ_BATCH)
+    for batch in _chunks(cached, READ_BATCH):
         pipe = client.pipeline(transaction=False)
-        for key in keys:
+        for key in batch:
             pipe.hmget(key, ["meta", "stamp"])
         for meta_raw, stamp_raw in pipe.execute():
             if meta_raw is None or stamp_raw is None:
@@ -187,15 +172,15 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 
 
 def save_learner_state(client: Any, survey: str, version: str, state: bytes) -> None:
-    client.set(learner_key(survey, version), state)
+    client.set(keys.learner_key(survey, version), state)
 
 
 def delete_learner_state(client: Any, survey: str, version: str) -> None:
-    client.delete(learner_key(survey, version))
+    client.delete(keys.learner_key(survey, version))
 
 
 def load_learner_state(client: Any, survey: str, version: str) -> bytes | None:
-    raw: bytes | None = client.get(learner_key(survey, version))
+    raw: bytes | None = client.get(keys.learner_key(survey, version))
     return raw
 
 
@@ -214,7 +199,7 @@ class AttemptState:
 
 
 def load_attempt(client: Any, survey: str) -> AttemptState:
-    raw: dict[bytes, bytes] = client.hgetall(state_key(survey))
+    raw: dict[bytes, bytes] = client.hgetall(keys.retrain_state_key(survey))
     if not raw:
         return AttemptState()
     text = {k.decode(): v.decode() for k, v in raw.items()}
@@ -229,7 +214,7 @@ def load_attempt(client: Any, survey: str) -> AttemptState:
 
 def save_attempt(client: Any, survey: str, state: AttemptState) -> None:
     client.hset(
-        state_key(survey),
+        keys.retrain_state_key(survey),
         mapping={
             "revision": state.revision,
             "attempted_at": state.attempted_at,

@@ -24,9 +24,8 @@ import numpy as np
 import redis
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from models.manifest import ModelIntegrityError
-from services.common import metrics as metrics_module
-from services.common import model_store, schemas, store
+from models.model_dir import ModelIntegrityError
+from services.common import keys, model_store, schemas, store
 from services.common.alerts import Alert, Rejected, SchemaSource, decode_message
 from services.common.infra import endpoints
 from services.common.kafka import (
@@ -36,14 +35,15 @@ from services.common.kafka import (
     OutMessage,
     consumer,
     ensure_topics,
+    partition_lags,
     producer,
 )
-from services.common.metrics import ScorerMetrics
-from services.common.registry import ANNOUNCE_CHANNEL, Registry
+from services.common.registry import Registry
 from services.common.settings import KafkaSettings, RedisSettings
 from services.common.topics import DEAD_LETTERS, user_topic
 from services.common.users import UserProfile
 from services.scorer.handler import MJD_UNIX_EPOCH, ScoredBatch, clock_of, score_batch
+from services.scorer.metrics import ScorerMetrics
 from services.scorer.model import LoadedModel, ModelSlot, load_model
 from services.scorer.selection import BudgetSelector, selector_for
 from services.scorer.settings import ScorerSettings
@@ -149,7 +149,7 @@ class ModelWatcher:
         while not self._stop.is_set():
             pubsub = self.registry.client.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(ANNOUNCE_CHANNEL)
+                pubsub.subscribe(keys.MODELS_ANNOUNCE)
                 while not self._stop.is_set():
                     if pubsub.get_message(timeout=1.0) is not None:
                         self._wake.set()
@@ -380,16 +380,11 @@ def observe_end_to_end(metrics: ScorerMetrics, messages: Sequence[Message]) -> N
 
 
 def update_lag(c: Consumer, metrics: ScorerMetrics) -> None:
-    """Consumer lag per assigned partition, never negative (some brokers report odd watermarks)."""
+    """Consumer lag per assigned partition (``kafka.partition_lags``)."""
     assigned = c.assignment()
     if not assigned:
         return
-    committed = c.committed(assigned, timeout=5)
-    for tp in committed:
-        _low, high = c.get_watermark_offsets(
-            TopicPartition(tp.topic, tp.partition), timeout=5, cached=False
-        )
-        lag = max(0, high - max(tp.offset, 0))
+    for tp, lag in partition_lags(c, assigned, timeout_s=5):
         metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
 
 
@@ -475,8 +470,8 @@ def run(settings: ScorerSettings | None = None) -> int:
     and committed, then exit."""
     settings = settings or ScorerSettings()
     kafka = KafkaSettings()
-    metrics = ScorerMetrics()
-    metrics_module.serve(settings.metrics_port)
+    metrics = ScorerMetrics.default()
+    metrics.serve(settings.metrics_port)
     slot = ModelSlot()
     with endpoints(kafka.bootstrap_servers, RedisSettings().url) as ep:
         redis_client = store.connect(ep.redis)

@@ -85,3 +85,44 @@ def test_settings_are_read_through_the_settings_classes_only() -> None:
                 ):
                     found.append(f"{name}:{node.lineno} {text}")
     assert found == []
+
+
+def _string_literals(package: str) -> Iterator[tuple[str, int, str]]:
+    """(module, line, text) of every string literal (f-strings: their literal parts), logger
+    names excepted (``ahunt.feedback`` is a logger as well as a topic)."""
+    for name, path in modules(package).items():
+        tree = ast.parse(path.read_text(), str(path))
+        loggers = {
+            id(arg)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("getLogger")
+            for arg in node.args
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if id(node) not in loggers:
+                    yield name, node.lineno, node.value
+            elif isinstance(node, ast.JoinedStr):
+                text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+                yield name, node.lineno, text
+
+
+def test_redis_key_and_topic_names_come_from_one_module_each() -> None:
+    """Redis keys live in services/common/keys.py, Kafka topics in services/common/topics.py."""
+    found = [
+        f"{name}:{line} {text!r}"
+        for package in ("services", "bench")
+        for name, line, text in _string_literals(package)
+        if (text.startswith("ahunt:") and name != "services.common.keys")
+        or (
+            text.startswith(("ahunt.alerts", "ahunt.dlq", "ahunt.feedback", "ahunt.user."))
+            and name != "services.common.topics"
+        )
+    ]
+    assert found == []
+
+
+def test_benchmark_methods_share_types_not_each_other() -> None:
+    """bench/paper/peers.py needs the protocol's types (protocol.py), not the other methods."""
+    assert "bench.paper.methods" not in set(imports(ROOT / "bench" / "paper" / "peers.py"))
+    assert "bench.paper.peers" not in set(imports(ROOT / "bench" / "paper" / "protocol.py"))

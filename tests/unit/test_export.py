@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -15,25 +14,18 @@ import pytest
 import torch
 
 from models import export as export_module
-from models.export import (
-    ExportParityError,
-    ServedModel,
-    check_parity,
-    export_onnx,
-    load_session,
-    session_uses_cuda,
-)
+from models.export import ExportParityError, ServedModel, check_parity, export_onnx
 from models.learner import AhuntLearner, LearnerConfig
-from models.manifest import (
-    Manifest,
+from models.manifest import Manifest, parse_created_at
+from models.model_dir import (
     ModelIntegrityError,
-    parse_created_at,
     read_manifest,
     sha256_file,
     verify_model_dir,
     write_manifest,
 )
 from models.preprocess import InputSpec, Preprocessing
+from models.session import load_session, session_uses_cuda
 
 TINY = LearnerConfig(pretrain_epochs=1, min_epoch_samples=64, augment="none")
 METRICS = {"auroc": 0.91, "r_precision": 0.5}
@@ -154,7 +146,28 @@ def test_manifest_rejects_unknown_format_and_missing_keys(exported: tuple[Path, 
     with pytest.raises(ValueError, match="missing"):
         Manifest.from_json(json.dumps(data))
     with pytest.raises(ValueError, match="plain file name"):
-        dataclasses.replace(exported[1], model_file="../other.onnx")
+        exported[1].replace(model_file="../other.onnx")
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"onnx_opset": True}, "integer"),  # strict: a bool is not a number
+        ({"training_counts": {"a": "3"}}, "integer"),
+        ({"metrics": {"auroc": float("nan")}}, "finite"),
+        ({"classes": ["reserve", "a", "a"]}, "duplicates"),
+        ({"reserve_index": 3}, "out of range"),
+        ({"sha256": "ABC"}, "pattern"),
+        ({"created_at": "2025-01-01T00:00:00"}, "ending in 'Z'"),
+        ({"format_version": 2}, "format_version"),
+        ({"outputs": {"probs": {}}}, "lacks"),
+    ],
+)
+def test_manifest_validation(
+    exported: tuple[Path, Manifest], change: dict[str, object], why: str
+) -> None:
+    with pytest.raises(ValueError, match=why):
+        exported[1].replace(**change)
 
 
 def test_write_manifest_replaces_atomically(
@@ -162,7 +175,7 @@ def test_write_manifest_replaces_atomically(
 ) -> None:
     first = exported[1]
     write_manifest(tmp_path, first)
-    write_manifest(tmp_path, dataclasses.replace(first, version="ztf-0003"))
+    write_manifest(tmp_path, first.replace(version="ztf-0003"))
     assert read_manifest(tmp_path).version == "ztf-0003"
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from services.common import store
+from services.common import keys, store
 from services.common.alerts import Alert, decode_message
 from services.common.kafka import (
     Delivery,
@@ -43,6 +43,7 @@ from services.common.kafka import (
     consumer,
     ensure_topics,
     group_backlog,
+    poll_batch,
     producer,
 )
 from services.common.replay import messages_from_files
@@ -165,10 +166,9 @@ def baseline_shares(
     every user (it has no notion of interest); returns the classes it would deliver."""
     from sklearn.ensemble import IsolationForest
 
-    from models.preprocess import SURVEY_PREPROCESSING, ZTF_SPEC
-    from services.retrain.bootstrap import prepare
+    from models.preprocess import SURVEY_PREPROCESSING, ZTF_SPEC, prepare
 
-    x = prepare(night_alerts, ZTF_SPEC, SURVEY_PREPROCESSING)
+    x = prepare([a.cutouts for a in night_alerts], ZTF_SPEC, SURVEY_PREPROCESSING)
     binned = x[:, :, :62, :62].reshape(len(x), 3, 31, 2, 31, 2).mean(axis=(3, 5))
     forest = IsolationForest(n_estimators=200, random_state=seed).fit(binned.reshape(len(x), -1))
     isolation = -forest.score_samples(binned.reshape(len(x), -1))
@@ -424,10 +424,9 @@ def _read_dlq(kafka: KafkaSettings, bootstrap: str) -> list[dict[str, Any]]:
     quiet = time.monotonic()
     try:
         while time.monotonic() - quiet < 3.0:
-            for m in c.consume(500, 0.5):
-                if not m.error():
-                    out.append(json.loads(m.value() or b"{}"))
-                    quiet = time.monotonic()
+            for m in poll_batch(c, 500, 0.5):
+                out.append(json.loads(m.value() or b"{}"))
+                quiet = time.monotonic()
     finally:
         c.close()
     return [{k: d.get(k) for k in ("reason", "alert_id", "source", "error_class")} for d in out]
@@ -492,7 +491,7 @@ def _figures(out: Path, oracles: dict[str, Oracle], rows: list[NightRow], client
         fig, axes = plt.subplots(len(top), 3, figsize=(4.5, 1.6 * len(top)), squeeze=False)
         for i, r in enumerate(top):
             cached = client.hmget(
-                store.alert_key(r.alert_id),
+                keys.alert_key(r.alert_id),
                 ["cutout_science", "cutout_template", "cutout_difference"],
             )
             for j, raw in enumerate(cached):
