@@ -128,9 +128,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from services.common.embedded import EmbeddedRedis
     from services.common.registry import Registry
     from services.common.users import UserProfile
+    from services.retrain.app import retrain_once
     from services.retrain.bootstrap import bootstrap
     from services.retrain.dataset import Examples
-    from services.retrain.loop import retrain_once
     from services.retrain.settings import RetrainSettings
     from services.retrain.train import select_device
 

@@ -62,7 +62,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "models",
         "the model registry: list, show, publish, promote, rollback",
-        "services.common.registry_cli",
+        "services.common.registry.cli",
     ),
     Command(
         "users",
@@ -90,7 +90,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "demo",
         "the whole product live: simulate, score, label, retrain",
-        "services.tools.demo.run",
+        "services.tools.demo.cli",
         log_level="WARNING",
     ),
     Command(

@@ -34,9 +34,10 @@ from services.common.alerts import Alert, decode_message
 from services.common.registry import Registry
 from services.common.replay import messages_from_files
 from services.retrain import storage
+from services.retrain.app import interests_of, locked_run
 from services.retrain.candidate import PhaseTimer, RetrainOutcome, publish_candidate
 from services.retrain.dataset import Examples, split
-from services.retrain.loop import interests_of, locked_run
+from services.retrain.handler import AttemptState
 from services.retrain.metrics import RetrainMetrics
 from services.retrain.settings import RetrainSettings
 from services.retrain.train import fit
@@ -202,6 +203,6 @@ def bootstrap(
         storage.save_attempt(
             client,
             survey,
-            storage.AttemptState(0, time.time(), outcome.version, outcome.outcome, outcome.reason),
+            AttemptState(0, time.time(), outcome.version, outcome.outcome, outcome.reason),
         )
     return outcome

@@ -157,7 +157,7 @@ def bootstrap_main(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from services.retrain.loop import RetrainLoop, retrain_once
+    from services.retrain.app import RetrainLoop, retrain_once
     from services.retrain.metrics import RetrainMetrics
     from services.retrain.train import configure_threads
 

@@ -29,6 +29,7 @@ from services.common import keys
 from services.common import labels as label_store
 from services.common.npy import stamp_bytes, stamp_from_bytes
 from services.retrain.dataset import Examples
+from services.retrain.handler import AttemptState
 
 POOL_CHUNK = 1024
 READ_BATCH = 500
@@ -185,17 +186,6 @@ def load_learner_state(client: Any, survey: str, version: str) -> bytes | None:
 
 
 # -- trigger state -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AttemptState:
-    """The last completed attempt of a survey (absent: never; revision 0)."""
-
-    revision: int = 0
-    attempted_at: float = 0.0
-    version: str | None = None
-    outcome: str | None = None
-    reason: str = ""
 
 
 def load_attempt(client: Any, survey: str) -> AttemptState:

@@ -31,10 +31,11 @@ from services.common.registry import Registry
 from services.common.settings import KafkaSettings
 from services.common.topics import user_topic
 from services.common.users import Budget, UserProfile
-from services.scorer.app import ModelWatcher, build_loop
+from services.scorer.app import build_loop
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.model import ModelSlot
 from services.scorer.settings import ScorerSettings
+from services.scorer.watcher import ModelWatcher
 
 V1, V2 = "ztf-0001", "ztf-0002"
 PHASE_BATCHES = 100  # alerts scored in each phase (v1, v2, v1 again) before moving on

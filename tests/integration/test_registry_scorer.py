@@ -20,11 +20,11 @@ from services.cli import main as ahunt
 from services.common.alerts import Alert
 from services.common.keys import model_key
 from services.common.registry import Registry, RegistryError
-from services.scorer.app import ModelWatcher
 from services.scorer.handler import prepare_stamps
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.model import ModelSlot
 from services.scorer.settings import ScorerSettings
+from services.scorer.watcher import ModelWatcher
 
 V1, V2 = "ztf-0001", "ztf-0002"
 

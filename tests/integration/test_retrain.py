@@ -28,10 +28,10 @@ from services.common.registry import Registry
 from services.common.store import cache_alert, save_profile
 from services.common.users import UserProfile
 from services.retrain import storage
+from services.retrain.app import RetrainLoop, locked_run, retrain_once
 from services.retrain.bootstrap import bootstrap, load_alerts, pool_examples, spec_for
 from services.retrain.candidate import PhaseTimer, RetrainOutcome, publish_candidate
 from services.retrain.dataset import Examples, id_fraction
-from services.retrain.loop import RetrainLoop, locked_run, retrain_once
 from services.retrain.metrics import RetrainMetrics
 from services.retrain.settings import RetrainSettings
 from services.scorer.handler import prepare_stamps

@@ -18,11 +18,12 @@ from services.common.npy import stamp_from_bytes
 from services.common.settings import KafkaSettings
 from services.common.topics import DEAD_LETTERS, user_topic
 from services.common.users import Budget, Filters, SkyCone, UserProfile
-from services.scorer.app import ModelWatcher, build_loop
+from services.scorer.app import build_loop
 from services.scorer.handler import prepare_stamps
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.model import ModelSlot, load_model
 from services.scorer.settings import ScorerSettings
+from services.scorer.watcher import ModelWatcher
 
 METRICS = ScorerMetrics(CollectorRegistry())  # this module's own registry
 

@@ -126,3 +126,53 @@ def test_benchmark_methods_share_types_not_each_other() -> None:
     """bench/paper/peers.py needs the protocol's types (protocol.py), not the other methods."""
     assert "bench.paper.methods" not in set(imports(ROOT / "bench" / "paper" / "peers.py"))
     assert "bench.paper.peers" not in set(imports(ROOT / "bench" / "paper" / "protocol.py"))
+
+
+def test_services_share_nothing_but_common() -> None:
+    """The scorer, the feedback API and the retrain service talk through Kafka and Redis only:
+    none imports another (each may use services.common, and its __main__ the `ahunt` CLI)."""
+    found = []
+    for service in ("services.scorer", "services.feedback", "services.retrain"):
+        others = tuple(s for s in SERVICES if s not in (service, "services.common"))
+        found += offences((service,), others)
+    assert offences(("services.common",), SERVICES[1:]) == []
+    assert found == []
+
+
+INFRASTRUCTURE = ("confluent_kafka", "redis", "fastapi", "starlette", "uvicorn", "httpx")
+# The pure cores: data in, decisions out; tested without any broker or server.
+PURE = (
+    "services.scorer.handler",
+    "services.scorer.selection",
+    "services.scorer.records",
+    "services.feedback.handler",
+    "services.retrain.handler",
+    "services.retrain.gate",
+    "services.retrain.dataset",
+    "services.common.keys",
+    "services.common.topics",
+    "services.common.users",
+    "services.common.labels",
+)
+
+
+def _project_imports() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for package in ("models", "services"):
+        for name, path in modules(package).items():
+            graph[name] = set(imports(path))
+    return graph
+
+
+def test_pure_cores_import_no_kafka_redis_or_http_even_indirectly() -> None:
+    graph = _project_imports()
+    for root in PURE:
+        seen, todo, chain = {root}, [root], {root: root}
+        while todo:
+            name = todo.pop()
+            for target in graph.get(name, ()):
+                assert not within(target, INFRASTRUCTURE), f"{chain[name]} -> {target}"
+                if target in graph and target not in seen:
+                    seen.add(target)
+                    chain[target] = f"{chain[name]} -> {target}"
+                    todo.append(target)

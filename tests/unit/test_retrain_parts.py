@@ -9,9 +9,8 @@ import torch
 
 from models.learner import AhuntLearner, LearnerConfig
 from models.preprocess import InputSpec
-from services.retrain import storage
 from services.retrain.dataset import Examples, concat, holdout_mask, id_fraction, split
-from services.retrain.loop import backoff_s, due
+from services.retrain.handler import AttemptState, backoff_s, due
 from services.retrain.settings import RetrainSettings
 from services.retrain.train import learner_bytes, learner_from_bytes, select_device
 
@@ -116,9 +115,9 @@ def test_training_on_a_gpu_matches_the_cpu_path_closely() -> None:
 
 def test_triggers() -> None:
     s = RetrainSettings(min_new_labels=10, interval_minutes=5, poll_s=2)
-    fresh = storage.AttemptState()  # never attempted: revision 0
+    fresh = AttemptState()  # never attempted: revision 0
     assert due(fresh, 10, 0.0, s) == "labels: 10 new since revision 0"
-    last = storage.AttemptState(revision=100, attempted_at=1_000.0)
+    last = AttemptState(revision=100, attempted_at=1_000.0)
     assert due(last, 109, 1_000.0 + 299, s) is None
     assert due(last, 110, 1_000.0 + 1, s) == "labels: 10 new since revision 100"
     assert due(last, 100, 1_000.0 + 300, s) == "interval: 5 min since the last attempt"

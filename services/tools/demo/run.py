@@ -1,107 +1,33 @@
-"""``ahunt demo``: the whole product, live, on one machine, in a few minutes.
-
-1. ``ahunt simulate`` writes N nights of ZTF-format alerts (and a few broken packets a night).
-2. The stack starts as in ``ahunt up``: embedded broker and Redis, the scorer and the feedback API
-   as child processes.
-3. Two users sign up over the API with different tastes: ``alice`` hunts lensed arcs and finds
-   satellite streaks boring; ``bob`` tracks satellites and finds cosmic rays boring.
-4. Version 1 is bootstrapped from an unlabelled commissioning night (and the real ZTF sample
-   alerts when present): one known class, "normal", plus the reserve.
-5. Each night: the night's packets are replayed to ``ahunt.alerts`` (the real samples too on
-   night 1); the scorer routes alerts to each user's topic within their budget; each simulated
-   user (``ahunt oracle``) reads their topic and labels what they got over REST; the retrain
-   service's code fine-tunes on every durable label, gates and promotes; the scorer hot-swaps.
-6. A table per night, a discovery curve per user (AHUNT beside an isolation forest on pixels with
-   the same budget) and a gallery of each user's top alerts are written to ``--out``.
-
-Everything is real: the broker, Redis, the HTTP API and the model files. Only the users are
-simulated, and they only ever see what arrives on their Kafka topic.
-"""
+"""The demo's steps (the package docstring lists them): simulate, start the stack, sign the users
+up, bootstrap version 1, then night after night replay, score, label and retrain."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import shutil
-import signal
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from services.common import keys, store
+from services.common import store
 from services.common.alerts import Alert, decode_message
-from services.common.kafka import (
-    Delivery,
-    OutMessage,
-    consumer,
-    ensure_topics,
-    group_backlog,
-    poll_batch,
-    producer,
-)
+from services.common.kafka import Delivery, OutMessage, ensure_topics, group_backlog, producer
 from services.common.replay import messages_from_files
 from services.common.settings import KafkaSettings
 from services.common.topics import ALERTS, DEAD_LETTERS, user_topic
-from services.tools.demo.oracle import Oracle, drain, read_truth
+from services.scorer.settings import ScorerSettings
+from services.tools.demo import observe
+from services.tools.demo.baseline import baseline_shares
+from services.tools.demo.oracle import Oracle, Received, drain, read_truth
+from services.tools.demo.report import DemoResult, NightRow, format_row, write_figures
+from services.tools.demo.users import USERS, DemoUser
 from services.tools.stack import Stack
 
-log = logging.getLogger("ahunt.demo")
-
-REPO = Path(__file__).resolve().parents[2]
-SCORER_GROUP = "ahunt-scorer"
-
-
-@dataclass(frozen=True)
-class DemoUser:
-    name: str
-    interesting: tuple[str, ...]
-    boring: tuple[str, ...]
-
-
-USERS = (
-    DemoUser("alice", ("lensed_arc",), ("satellite",)),
-    DemoUser("bob", ("satellite",), ("cosmic_ray",)),
-)
-
-
-@dataclass
-class NightRow:
-    night: int
-    alerts: int
-    scored: int
-    model_version: str  # the version live while the night was scored
-    delivered: dict[str, int] = field(default_factory=dict)
-    interesting_share: dict[str, float] = field(default_factory=dict)
-    # the same share among the deliveries the model chose as top picks (not exploration)
-    top_share: dict[str, float] = field(default_factory=dict)
-    boring_delivered: dict[str, int] = field(default_factory=dict)
-    baseline_share: dict[str, float] = field(default_factory=dict)
-    retrain: str = ""
-
-
-@dataclass
-class DemoResult:
-    rows: list[NightRow]
-    stream_share: dict[str, float]  # share of each user's interesting class in the stream
-    versions_published: list[str]
-    versions_seen: dict[str, list[str]]
-    dead_letters: list[dict[str, Any]]
-    bad_packets: int
-    deliveries: dict[str, list[dict[str, Any]]]  # per user: what arrived, its class and reason
-    seconds: float
-    out: Path
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["out"] = str(self.out)
-        return data
+REPO = Path(__file__).resolve().parents[3]
+SURVEY = "ztf"
 
 
 def default_samples() -> Path | None:
@@ -112,69 +38,241 @@ def default_samples() -> Path | None:
     return None
 
 
-def _api(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        url,
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
+@dataclass(frozen=True)
+class DemoPlan:
+    """What to run: the size of the survey, the users' budget, the seed, the outputs' folder."""
+
+    out: Path
+    nights: int = 5
+    per_night: int = 1500
+    budget: int = 25
+    seed: int = 0
+    pool: int = 1500  # unlabelled commissioning alerts for version 1
+    bad_per_night: int = 2
+    samples: Path | None = None  # real ZTF alerts replayed on night 1 and bootstrapped on
+    retrain_epochs: int = 3
 
 
-def _samples(url: str) -> list[Any]:
-    """Every sample of a service's ``/metrics``, through prometheus_client's own parser."""
-    from prometheus_client.parser import text_string_to_metric_families
+class Simulation:
+    """Step 1: the simulated survey on disk (``ahunt simulate``) and its truth."""
 
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+    def __init__(self, plan: DemoPlan) -> None:
+        from services.tools.simulator import SimulationConfig, write_simulation
+
+        self.plan, sim = plan, plan.out / "sim"
+        # The simulated survey starts tonight, after every real sample alert: budgets are paced
+        # on the alerts' own clock, which must not run backwards between the real and simulated
+        # data. A small night spread over ~6 hours of exposures (2 alerts each, every 45 s), as
+        # a real night is: budgets are paced over the night on the alerts' clock.
+        self.config = SimulationConfig(
+            start_jd=float(np.floor(time.time() / 86_400.0 + 2440587.5)) + 0.5,
+            alerts_per_exposure=max(1, plan.per_night // 450),
+        )
+        summary = write_simulation(
+            sim,
+            plan.nights,
+            plan.per_night,
+            plan.seed,
+            bad_per_night=plan.bad_per_night,
+            config=self.config,
+        )
+        self.truth = read_truth(sim / "truth.csv")
+        nights = range(1, plan.nights + 1)
+        self.night_files = {n: sorted((sim / f"night-{n:02d}").glob("*.avro")) for n in nights}
+        self.bad_files = {
+            n: sorted((sim / f"night-{n:02d}" / "bad").glob("*.avro")) for n in nights
+        }
+        total = sum(summary.classes.values())
+        self.stream_share = {
+            u.name: sum(summary.classes.get(c, 0) for c in u.interesting) / total for u in USERS
+        }
+
+    def commissioning_night(self) -> list[Alert]:
+        """Unlabelled alerts of a night a month before the stream (its own dates, so its own
+        ids): what version 1 is bootstrapped on."""
+        from services.tools.simulator import simulate_night
+
+        plan = self.plan
+        early = self.config.model_copy(update={"start_jd": self.config.start_jd - 30})
+        night = simulate_night(early, 1, plan.pool, np.random.default_rng([plan.seed, 0]))
+        return [r for a in night for r in decode_message(a.packet) if isinstance(r, Alert)]
 
 
-def _scored(url: str) -> float:
-    return sum(s.value for s in _samples(url) if s.name == "ahunt_scorer_alerts_scored_total")
-
-
-def _live_versions(url: str) -> set[str]:
-    """Versions the scorer reports as live (``ahunt_scorer_model_info`` == 1)."""
+def stack_environment(plan: DemoPlan) -> dict[str, str]:
+    """Step 2's settings for the children: fast group joins and refreshes, a seeded scorer."""
     return {
-        s.labels["version"]
-        for s in _samples(url)
-        if s.name == "ahunt_scorer_model_info" and s.value == 1.0
+        "KAFKA_SESSION_TIMEOUT_MS": "3000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "AHUNT_SCORER_USERS_REFRESH_S": "1",
+        "AHUNT_SCORER_MODELS_REFRESH_S": "1",
+        "AHUNT_SCORER_SEED": str(plan.seed),
+        # The operator's prior for the stream's volume: the survey sends about this many a night.
+        "AHUNT_SCORER_EXPECTED_ALERTS": str(plan.per_night),
+        "AHUNT_FEEDBACK_RATE_LIMIT_PER_S": "10000",
+        "AHUNT_FEEDBACK_RATE_LIMIT_BURST": "10000",
     }
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float, every: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(every)
-    raise TimeoutError(f"demo: {what} did not happen within {timeout:.0f} s")
+class LiveDemo:
+    """Steps 3 to 6 against the running stack."""
+
+    def __init__(
+        self, plan: DemoPlan, sim: Simulation, stack: Stack, progress: Callable[[str], None]
+    ) -> None:
+        from services.common.registry import Registry
+        from services.retrain.settings import RetrainSettings
+
+        assert stack.kafka and stack.redis_url
+        self.plan, self.sim, self.progress = plan, sim, progress
+        self.bootstrap_servers: str = stack.kafka
+        self.kafka = KafkaSettings(session_timeout_ms=3000, heartbeat_interval_ms=500)
+        specs = {s.name: s for s in stack.specs}
+        self.api = specs["feedback"].ready_url.rsplit("/", 1)[0]
+        self.scorer_metrics = specs["scorer"].ready_url
+        self.client = store.connect(stack.redis_url)
+        self.settings = RetrainSettings(
+            work_dir=plan.out / "state" / "retrain",
+            registry_cache_dir=plan.out / "state" / "retrain-cache",
+            metrics_port=0,
+            seed=plan.seed,
+            threads=1,
+            min_epoch_samples=1024,
+            finetune_epochs=plan.retrain_epochs,
+            bootstrap_epochs=plan.retrain_epochs,
+        )
+        self.registry = Registry(self.client, self.settings.registry_cache_dir)
+        self.oracles: dict[str, Oracle] = {}
+        self.published: list[str] = []
+        self.live = ""
+        self.bad_sent = 0
+        progress(f"  Kafka {stack.kafka}  Redis {stack.redis_url}  API {self.api}/docs")
+        topics = [ALERTS, DEAD_LETTERS, *(user_topic(u.name) for u in USERS)]
+        ensure_topics(self.kafka, self.bootstrap_servers, topics)
+
+    def sign_up(self, user: DemoUser) -> None:
+        """Step 3: a user, their interest and budget over the API, and the oracle playing them.
+        Each hunts one kind: every other kind they are shown is "not interesting"."""
+        from services.feedback.tokens import add_user
+
+        token = add_user(self.client, user.name)
+        interest = {
+            "weights": {c: 1.0 for c in user.interesting},
+            "budget": {"alerts": self.plan.budget, "period": "night"},
+        }
+        observe.api("PUT", f"{self.api}/v1/me/interest", token, interest)
+        self.oracles[user.name] = Oracle(
+            user.name,
+            token,
+            self.api,
+            self.sim.truth,
+            frozenset(user.interesting),
+            frozenset(user.boring),
+            others_boring=True,
+        )
+        self.progress(
+            f"  user {user.name}: likes {', '.join(user.interesting)}, nothing else (striking "
+            f"but boring: {', '.join(user.boring)}); {self.plan.budget} alerts a night on "
+            f"{user_topic(user.name)}"
+        )
+
+    def bootstrap_v1(self, real: list[bytes]) -> None:
+        """Step 4: version 1 from the commissioning night and the real alerts, unlabelled."""
+        from models.preprocess import SURVEY_PREPROCESSING, ZTF_SPEC
+        from services.retrain.bootstrap import bootstrap, pool_examples
+
+        alerts = self.sim.commissioning_night()
+        alerts += [r for m in real for r in decode_message(m) if isinstance(r, Alert)]
+        self.progress(
+            f"bootstrapping v1 on {len(alerts)} unlabelled alerts ({len(real)} real ZTF) ..."
+        )
+        examples = pool_examples(alerts, ZTF_SPEC, SURVEY_PREPROCESSING)
+        outcome = bootstrap(self.settings, self.client, self.registry, SURVEY, examples, ZTF_SPEC)
+        if not outcome.promoted or outcome.version is None:
+            raise RuntimeError(f"bootstrap failed: {outcome.outcome}: {outcome.reason}")
+        self._wait_live(outcome.version, "the scorer loading v1")
+        self.published.append(outcome.version)
+        self.progress(f"  {outcome.version} live")
+
+    def _wait_live(self, version: str, what: str) -> None:
+        check = lambda: version in observe.live_versions(self.scorer_metrics)  # noqa: E731
+        observe.wait_until(what, check, 120)
+        self.live = version
+
+    def night(self, night: int, delivery: Delivery, real: list[bytes]) -> NightRow:
+        """Step 5 for one night: replay, wait for the scorer, let the users label, retrain."""
+        simulated = list(messages_from_files(self.sim.night_files[night]))
+        bad = list(messages_from_files(self.sim.bad_files[night]))
+        self.bad_sent += len(bad)
+        messages = [*(real if night == 1 else []), *simulated, *bad]
+        scored_before = observe.scored(self.scorer_metrics)
+        for start in range(0, len(messages), 500):
+            delivery.send([OutMessage(ALERTS, m) for m in messages[start : start + 500]])
+        group = ScorerSettings().group_id  # as the scorer child reads it
+        observe.wait_until(
+            f"the scorer finishing night {night}",
+            lambda: group_backlog(self.kafka, self.bootstrap_servers, group, ALERTS) == 0,
+            600,
+        )
+        scored = observe.scored(self.scorer_metrics) - scored_before
+        row = NightRow(night, len(self.sim.night_files[night]), int(scored), self.live)
+        self._label(row, [r for m in simulated for r in decode_message(m) if isinstance(r, Alert)])
+        row.retrain = self._retrain()
+        return row
+
+    def _label(self, row: NightRow, simulated: list[Alert]) -> None:
+        """Each user labels what reached them tonight; the row gets their shares beside the
+        isolation forest's."""
+        classes = [self.sim.truth[a.alert_id]["class"] for a in simulated]
+        base = baseline_shares(simulated, classes, self.plan.budget, USERS, self.plan.seed)
+        for u in USERS:
+            got = drain(self.oracles[u.name], self.kafka, self.bootstrap_servers, idle_s=2.0)
+            tonight = [r for r in got if r.night == row.night]
+            top = [r for r in tonight if r.reason == "top"]
+            row.delivered[u.name] = len(tonight)
+            row.interesting_share[u.name] = _share(tonight, u)
+            row.top_share[u.name] = _share(top, u)
+            row.boring_delivered[u.name] = sum(r.true_class in u.boring for r in tonight)
+            picks = base[u.name]
+            row.baseline_share[u.name] = sum(c in u.interesting for c in picks) / max(1, len(picks))
+
+    def _retrain(self) -> str:
+        """Retrain on every durable label, gate, promote; wait for the hot swap."""
+        from services.retrain.app import retrain_once
+
+        result = retrain_once(self.settings, self.client, self.registry, SURVEY)
+        if result.version:
+            self.published.append(result.version)
+        took = result.durations.get("total", 0.0)
+        summary = f"{result.version or '-'} {result.outcome} in {took:.0f} s"
+        if result.outcome != "promoted":
+            summary += f" ({result.reason[:60]})"
+        if result.promoted and result.version:
+            self._wait_live(result.version, f"the scorer swapping to {result.version}")
+        return summary
+
+    def result(self, rows: list[NightRow]) -> DemoResult:
+        """Step 6's data: the table, every delivery, the dead letters."""
+        oracles = self.oracles
+        return DemoResult(
+            rows=rows,
+            stream_share=self.sim.stream_share,
+            versions_published=self.published,
+            versions_seen={
+                n: sorted({r.model_version for r in o.received}) for n, o in oracles.items()
+            },
+            dead_letters=observe.read_dead_letters(self.kafka, self.bootstrap_servers),
+            bad_packets=self.bad_sent,
+            deliveries={name: [asdict(r) for r in o.received] for name, o in oracles.items()},
+            seconds=0.0,
+            out=self.plan.out,
+        )
 
 
-def baseline_shares(
-    night_alerts: Sequence[Alert],
-    classes: Sequence[str],
-    budget: int,
-    users: Sequence[DemoUser],
-    seed: int,
-) -> dict[str, list[str]]:
-    """The isolation-forest-on-pixels baseline: per night, the ``budget`` most isolated alerts
-    of the night's stamps (2x2-binned, preprocessed as the scorer does). The same picks go to
-    every user (it has no notion of interest); returns the classes it would deliver."""
-    from sklearn.ensemble import IsolationForest
-
-    from models.preprocess import SURVEY_PREPROCESSING, ZTF_SPEC, prepare
-
-    x = prepare([a.cutouts for a in night_alerts], ZTF_SPEC, SURVEY_PREPROCESSING)
-    binned = x[:, :, :62, :62].reshape(len(x), 3, 31, 2, 31, 2).mean(axis=(3, 5))
-    forest = IsolationForest(n_estimators=200, random_state=seed).fit(binned.reshape(len(x), -1))
-    isolation = -forest.score_samples(binned.reshape(len(x), -1))
-    top = np.argsort(-isolation, kind="stable")[:budget]
-    picked = [classes[i] for i in top]
-    return {u.name: picked for u in users}
+def _share(received: list[Received], user: DemoUser) -> float:
+    """The share of ``received`` in the classes ``user`` hunts (0 when nothing arrived)."""
+    if not received:
+        return 0.0
+    return sum(r.true_class in user.interesting for r in received) / len(received)
 
 
 def run_demo(
@@ -189,354 +287,42 @@ def run_demo(
     retrain_epochs: int = 3,
     progress: Callable[[str], None] = print,
 ) -> DemoResult:
-    from models.preprocess import SURVEY_PREPROCESSING, ZTF_SPEC
-    from services.common.registry import Registry
-    from services.feedback.tokens import add_user
-    from services.retrain.bootstrap import bootstrap, pool_examples
-    from services.retrain.loop import retrain_once
-    from services.retrain.settings import RetrainSettings
-    from services.tools.simulator import SimulationConfig, simulate_night, write_simulation
-
+    """Run the demo into ``out`` (replaced); returns what ``demo.json`` holds."""
+    plan = DemoPlan(
+        out, nights, per_night, budget, seed, pool, bad_per_night, samples, retrain_epochs
+    )
     started = time.perf_counter()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    sim = out / "sim"
     progress(f"simulating {nights} nights x {per_night} alerts (+{bad_per_night} broken a night)")
-    # The simulated survey starts tonight, after every real sample alert: budgets are paced on
-    # the alerts' own clock, which must not run backwards between the real and simulated data.
-    # A small night spread over ~6 hours of exposures (2 alerts each, every 45 s), as a real
-    # night is: budgets are paced over the night on the alerts' clock.
-    config = SimulationConfig(
-        start_jd=float(np.floor(time.time() / 86_400.0 + 2440587.5)) + 0.5,
-        alerts_per_exposure=max(1, per_night // 450),
-    )
-    summary = write_simulation(
-        sim, nights, per_night, seed, bad_per_night=bad_per_night, config=config
-    )
-    truth = read_truth(sim / "truth.csv")
-    night_files = {n: sorted((sim / f"night-{n:02d}").glob("*.avro")) for n in range(1, nights + 1)}
-    bad_files = {
-        n: sorted((sim / f"night-{n:02d}" / "bad").glob("*.avro")) for n in range(1, nights + 1)
-    }
-    total = sum(summary.classes.values())
-    stream_share = {
-        u.name: sum(summary.classes.get(c, 0) for c in u.interesting) / total for u in USERS
-    }
-
-    kafka = KafkaSettings(session_timeout_ms=3000, heartbeat_interval_ms=500)
-    env = {
-        "KAFKA_SESSION_TIMEOUT_MS": "3000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-        "AHUNT_SCORER_USERS_REFRESH_S": "1",
-        "AHUNT_SCORER_MODELS_REFRESH_S": "1",
-        "AHUNT_SCORER_SEED": str(seed),
-        # The operator's prior for the stream's volume: the survey sends about this many a night.
-        "AHUNT_SCORER_EXPECTED_ALERTS": str(per_night),
-        "AHUNT_FEEDBACK_RATE_LIMIT_PER_S": "10000",
-        "AHUNT_FEEDBACK_RATE_LIMIT_BURST": "10000",
-    }
+    sim = Simulation(plan)
+    real = list(messages_from_files(sorted(samples.glob("ztf*/*.avro")))) if samples else []
     progress("starting the stack (embedded Kafka + Redis, scorer, feedback API) ...")
+    environment = stack_environment(plan)
     with Stack(
         state_dir=out / "state",
         services=("scorer", "feedback"),
-        extra_env=env,
+        extra_env=environment,
         log_dir=out / "logs",
     ) as stack:
-        assert stack.kafka and stack.redis_url
-        bootstrap_servers: str = stack.kafka
-        feedback = next(s for s in stack.specs if s.name == "feedback").ready_url.rsplit("/", 1)[0]
-        scorer_metrics = next(s for s in stack.specs if s.name == "scorer").ready_url
-        progress(f"  Kafka {stack.kafka}  Redis {stack.redis_url}  API {feedback}/docs")
-        client = store.connect(stack.redis_url)
-        ensure_topics(
-            kafka, stack.kafka, [ALERTS, DEAD_LETTERS, *(user_topic(u.name) for u in USERS)]
+        demo = LiveDemo(plan, sim, stack, progress)
+        for user in USERS:
+            demo.sign_up(user)
+        demo.bootstrap_v1(real)
+        delivery = Delivery(
+            producer(demo.kafka, demo.bootstrap_servers, **{"message.max.bytes": 10_000_000})
         )
-
-        oracles: dict[str, Oracle] = {}
-        for u in USERS:
-            token = add_user(client, u.name)
-            _api(
-                "PUT",
-                f"{feedback}/v1/me/interest",
-                token,
-                {
-                    "weights": {c: 1.0 for c in u.interesting},
-                    "budget": {"alerts": budget, "period": "night"},
-                },
-            )
-            # Each user hunts one kind: every other kind they are shown is "not interesting".
-            oracles[u.name] = Oracle(
-                u.name,
-                token,
-                feedback,
-                truth,
-                frozenset(u.interesting),
-                frozenset(u.boring),
-                others_boring=True,
-            )
-            progress(
-                f"  user {u.name}: likes {', '.join(u.interesting)}, nothing else (striking but "
-                f"boring: {', '.join(u.boring)}); {budget} alerts a night on {user_topic(u.name)}"
-            )
-
-        # -- version 1 -------------------------------------------------------------------------
-        settings = RetrainSettings(
-            work_dir=out / "state" / "retrain",
-            registry_cache_dir=out / "state" / "retrain-cache",
-            metrics_port=0,
-            seed=seed,
-            threads=1,
-            min_epoch_samples=1024,
-            finetune_epochs=retrain_epochs,
-            bootstrap_epochs=retrain_epochs,
-        )
-        registry = Registry(client, settings.registry_cache_dir)
-        # A commissioning night a month before the stream: its own dates, hence its own ids.
-        early = config.model_copy(update={"start_jd": config.start_jd - 30})
-        commissioning = simulate_night(early, 1, pool, np.random.default_rng([seed, 0]))
-        pool_alerts = [
-            r for a in commissioning for r in decode_message(a.packet) if isinstance(r, Alert)
-        ]
-        real = list(
-            messages_from_files(sorted((samples or Path("/nonexistent")).glob("ztf*/*.avro")))
-        )
-        pool_alerts += [r for m in real for r in decode_message(m) if isinstance(r, Alert)]
-        progress(
-            f"bootstrapping v1 on {len(pool_alerts)} unlabelled alerts ({len(real)} real ZTF) ..."
-        )
-        outcome = bootstrap(
-            settings,
-            client,
-            registry,
-            "ztf",
-            pool_examples(pool_alerts, ZTF_SPEC, SURVEY_PREPROCESSING),
-            ZTF_SPEC,
-        )
-        if not outcome.promoted or outcome.version is None:
-            raise RuntimeError(f"bootstrap failed: {outcome.outcome}: {outcome.reason}")
-        published = [outcome.version]
-        _wait(
-            "the scorer loading v1",
-            lambda: outcome.version in _live_versions(scorer_metrics),
-            120,
-        )
-        progress(f"  {outcome.version} live")
-
-        delivery = Delivery(producer(kafka, stack.kafka, **{"message.max.bytes": 10_000_000}))
         rows: list[NightRow] = []
-        live = outcome.version
-        bad_sent = 0
         for night in range(1, nights + 1):
             t_night = time.perf_counter()
-            messages = []
-            if night == 1 and real:
-                messages += real
-            simulated = list(messages_from_files(night_files[night]))
-            messages += simulated
-            bad = list(messages_from_files(bad_files[night]))
-            bad_sent += len(bad)
-            messages += bad
-            scored_before = _scored(scorer_metrics)
-            for start in range(0, len(messages), 500):
-                delivery.send([OutMessage(ALERTS, m) for m in messages[start : start + 500]])
-            _wait(
-                f"the scorer finishing night {night}",
-                lambda: group_backlog(kafka, bootstrap_servers, SCORER_GROUP, ALERTS) == 0,
-                600,
-            )
-            scored = _scored(scorer_metrics) - scored_before
-            row = NightRow(night, len(night_files[night]), int(scored), live)
-            baseline_alerts = [
-                r for m in simulated for r in decode_message(m) if isinstance(r, Alert)
-            ]
-            base = baseline_shares(
-                baseline_alerts,
-                [truth[a.alert_id]["class"] for a in baseline_alerts],
-                budget,
-                USERS,
-                seed,
-            )
-            for u in USERS:
-                got = drain(oracles[u.name], kafka, stack.kafka, idle_s=2.0)
-                tonight = [r for r in got if r.night == night]
-                row.delivered[u.name] = len(tonight)
-                row.interesting_share[u.name] = (
-                    sum(r.true_class in u.interesting for r in tonight) / len(tonight)
-                    if tonight
-                    else 0.0
-                )
-                top = [r for r in tonight if r.reason == "top"]
-                row.top_share[u.name] = (
-                    sum(r.true_class in u.interesting for r in top) / len(top) if top else 0.0
-                )
-                row.boring_delivered[u.name] = sum(r.true_class in u.boring for r in tonight)
-                picks = base[u.name]
-                row.baseline_share[u.name] = sum(c in u.interesting for c in picks) / max(
-                    1, len(picks)
-                )
-            # -- retrain on every durable label, gate, promote, hot swap --------------------------
-            result = retrain_once(settings, client, registry, "ztf")
-            if result.version:
-                published.append(result.version)
-            took = result.durations.get("total", 0.0)
-            row.retrain = f"{result.version or '-'} {result.outcome} in {took:.0f} s"
-            if result.outcome != "promoted":
-                row.retrain += f" ({result.reason[:60]})"
-            if result.promoted and result.version:
-                version = result.version
-                _wait(
-                    f"the scorer swapping to {version}",
-                    lambda v=version: v in _live_versions(scorer_metrics),  # type: ignore[misc]
-                    120,
-                )
-                live = version
-            rows.append(row)
-            progress(format_row(row, night == 1) + f"   ({time.perf_counter() - t_night:.0f} s)")
-
+            rows.append(demo.night(night, delivery, real))
+            took = time.perf_counter() - t_night
+            progress(format_row(rows[-1], night == 1) + f"   ({took:.0f} s)")
         delivery.producer.flush(10)
         del delivery  # the producer goes before the broker does (no reconnect noise at exit)
-        dead = _read_dlq(kafka, stack.kafka)
-        versions_seen = {
-            name: sorted({r.model_version for r in o.received}) for name, o in oracles.items()
-        }
-        result_obj = DemoResult(
-            rows=rows,
-            stream_share=stream_share,
-            versions_published=published,
-            versions_seen=versions_seen,
-            dead_letters=dead,
-            bad_packets=bad_sent,
-            deliveries={name: [asdict(r) for r in o.received] for name, o in oracles.items()},
-            seconds=0.0,
-            out=out,
-        )
-        _figures(out, oracles, rows, client)
-    result_obj.seconds = time.perf_counter() - started
-    (out / "demo.json").write_text(json.dumps(result_obj.to_json(), indent=2))
-    return result_obj
-
-
-def _read_dlq(kafka: KafkaSettings, bootstrap: str) -> list[dict[str, Any]]:
-    c = consumer(kafka, bootstrap, f"demo-dlq-{time.time_ns()}")
-    c.subscribe([DEAD_LETTERS])
-    out: list[dict[str, Any]] = []
-    quiet = time.monotonic()
-    try:
-        while time.monotonic() - quiet < 3.0:
-            for m in poll_batch(c, 500, 0.5):
-                out.append(json.loads(m.value() or b"{}"))
-                quiet = time.monotonic()
-    finally:
-        c.close()
-    return [{k: d.get(k) for k in ("reason", "alert_id", "source", "error_class")} for d in out]
-
-
-def format_row(row: NightRow, header: bool) -> str:
-    names = [u.name for u in USERS]
-    lines = []
-    if header:
-        cols = "".join(f" | {n}: got  liked  (top)  boring  (iforest)" for n in names)
-        lines.append(f"night  alerts  scored  model    {cols} | retrain")
-    cells = "".join(
-        f" |    {row.delivered[n]:>5}  {row.interesting_share[n]:>5.0%}  ({row.top_share[n]:>4.0%})"
-        f"  {row.boring_delivered[n]:>6}  ({row.baseline_share[n]:>4.0%}) "
-        for n in names
-    )
-    lines.append(
-        f"{row.night:>5}  {row.alerts:>6}  {row.scored:>6}  {row.model_version:<8}{cells}"
-        f" | {row.retrain}"
-    )
-    return "\n".join(lines)
-
-
-def _figures(out: Path, oracles: dict[str, Oracle], rows: list[NightRow], client: Any) -> None:
-    """Discovery curves and galleries (matplotlib from the bench extra; skipped without it)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log.warning("matplotlib not installed: no figures")
-        return
-    from services.common.cutouts import decode_stamp
-
-    for u in USERS:
-        received = [r for r in oracles[u.name].received if r.night is not None]
-        hits = np.cumsum([r.true_class in u.interesting for r in received])
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(np.arange(1, len(hits) + 1), hits, label="AHUNT (this run)", lw=2)
-        base_hits: list[float] = []
-        acc = 0.0
-        for row in rows:
-            per = row.delivered[u.name] or 0
-            for _ in range(per):
-                acc += row.baseline_share[u.name]
-                base_hits.append(acc)
-        ax.plot(
-            np.arange(1, len(base_hits) + 1), base_hits, label="isolation forest on pixels", ls="--"
-        )
-        ax.set_xlabel("alerts delivered")
-        ax.set_ylabel(f"interesting found ({', '.join(u.interesting)})")
-        ax.set_title(f"{u.name}: cumulative discoveries")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / f"discovery-{u.name}.png", dpi=110)
-        plt.close(fig)
-
-        top = sorted(received, key=lambda r: -r.score)[:8]
-        if not top:
-            continue
-        fig, axes = plt.subplots(len(top), 3, figsize=(4.5, 1.6 * len(top)), squeeze=False)
-        for i, r in enumerate(top):
-            cached = client.hmget(
-                keys.alert_key(r.alert_id),
-                ["cutout_science", "cutout_template", "cutout_difference"],
-            )
-            for j, raw in enumerate(cached):
-                ax = axes[i][j]
-                ax.set_axis_off()
-                if raw:
-                    image = decode_stamp(raw)
-                    lo, hi = np.nanpercentile(image, [1, 99.5])
-                    ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, origin="lower")
-            axes[i][0].set_title(f"{r.true_class} {r.score:.2f}", fontsize=7, loc="left")
-        fig.suptitle(f"{u.name}: top alerts", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(out / f"gallery-{u.name}.png", dpi=100)
-        plt.close(fig)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nights", type=int, default=5)
-    p.add_argument("--alerts-per-night", type=int, default=1500)
-    p.add_argument("--budget", type=int, default=25, help="alerts per user per night")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("demo-output"))
-    p.add_argument("--samples", type=Path, default=None, help="real ZTF alerts to replay too")
-
-
-def main(args: argparse.Namespace) -> int:
-    # SIGTERM unwinds like Ctrl-C, so the stack's children and servers are stopped, not orphaned.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    result = run_demo(
-        args.out,
-        nights=args.nights,
-        per_night=args.alerts_per_night,
-        budget=args.budget,
-        seed=args.seed,
-        samples=args.samples or default_samples(),
-        progress=lambda line: print(line, flush=True),
-    )
-    last = result.rows[-1]
-    print(f"\nfinished in {result.seconds:.0f} s; outputs in {result.out}/")
-    for u in USERS:
-        print(
-            f"  {u.name}: last night {last.interesting_share[u.name]:.0%} of deliveries were "
-            f"{'/'.join(u.interesting)} (stream {result.stream_share[u.name]:.1%}, "
-            f"isolation forest {last.baseline_share[u.name]:.0%}); "
-            f"{last.boring_delivered[u.name]} {'/'.join(u.boring)} delivered"
-        )
-    print(f"  dead letters: {len(result.dead_letters)} (broken packets sent: {result.bad_packets})")
-    return 0
+        result = demo.result(rows)
+        write_figures(out, demo.oracles, rows, demo.client)
+    result.seconds = time.perf_counter() - started
+    (out / "demo.json").write_text(json.dumps(result.to_json(), indent=2))
+    return result

@@ -1,12 +1,11 @@
-"""The retrain loop: when a survey is due, build the training set, warm-start from the live
-version, fine-tune, then export, gate and publish (``candidate.publish_candidate``).
+"""The retrain service: the loop and its wiring. When a survey is due (``handler.due``), build
+the training set, warm-start from the live version, fine-tune, then export, gate and publish
+(``candidate.publish_candidate``).
 
-A survey is due when ``min_new_labels`` label writes or undos happened since its last completed
-attempt (the label revision, ``services.common.labels``), or ``interval_minutes`` passed since
-it; a timed run with no new label is counted as ``skipped``. A rejected candidate moves the
-trigger state on like a promoted one, so a candidate the gate refused is not retrained on the
-same labels again and again. A failed run (an exception: Redis, the registry, a bug) leaves the
-trigger state alone and is retried with exponential back-off.
+A timed run with no new label is counted as ``skipped``. A rejected candidate moves the trigger
+state on like a promoted one, so a candidate the gate refused is not retrained on the same
+labels again and again. A failed run (an exception: Redis, the registry, a bug) leaves the
+trigger state alone and is retried with exponential back-off (``handler.backoff_s``).
 
 One retrain per survey at a time, across processes: a Redis lock with a TTL.
 """
@@ -38,48 +37,16 @@ from services.retrain.candidate import (
     read_live_manifest,
 )
 from services.retrain.dataset import Examples, concat, split
+from services.retrain.handler import AttemptState, backoff_s, due
 from services.retrain.metrics import RetrainMetrics
 from services.retrain.settings import RetrainSettings
 from services.retrain.train import fit, learner_from_bytes
 
 log = logging.getLogger("ahunt.retrain")
 
-MAX_BACKOFF_S = 3600.0
-
 
 def interests_of(client: Any) -> dict[str, Interest]:
     return {p.name: p.interest for p in load_profiles(client)}
-
-
-def due(
-    attempt: storage.AttemptState, revision: int, now: float, settings: RetrainSettings
-) -> str | None:
-    """Why a survey should be retrained now, or None (pure).
-
-    >>> s = RetrainSettings(min_new_labels=5, interval_minutes=10)
-    >>> due(storage.AttemptState(revision=3, attempted_at=0.0), 8, 60.0, s)
-    'labels: 5 new since revision 3'
-    >>> due(storage.AttemptState(revision=3, attempted_at=0.0), 7, 60.0, s) is None
-    True
-    >>> due(storage.AttemptState(revision=3, attempted_at=0.0), 7, 600.0, s)
-    'interval: 10 min since the last attempt'
-    """
-    new = revision - attempt.revision
-    if new >= settings.min_new_labels:
-        return f"labels: {new} new since revision {attempt.revision}"
-    if now - attempt.attempted_at >= settings.interval_minutes * 60.0:
-        return f"interval: {settings.interval_minutes:g} min since the last attempt"
-    return None
-
-
-def backoff_s(failures: int, settings: RetrainSettings) -> float:
-    """Wait after ``failures`` failed runs in a row: poll_s doubling, at most the interval.
-
-    >>> backoff_s(3, RetrainSettings(poll_s=10, interval_minutes=60))
-    40.0
-    """
-    cap = min(MAX_BACKOFF_S, settings.interval_minutes * 60.0)
-    return float(min(cap, settings.poll_s * 2 ** max(failures - 1, 0)))
 
 
 @dataclass(frozen=True)
@@ -265,7 +232,7 @@ def locked_run(
                 log.warning("%s: the retrain lock expired before the run ended", survey)
     outcome = replace(outcome, durations=timer.total())
     if ran and trigger_state and outcome.outcome != "failed":
-        attempt = storage.AttemptState(
+        attempt = AttemptState(
             outcome.label_revision, time.time(), outcome.version, outcome.outcome, outcome.reason
         )
         storage.save_attempt(client, survey, attempt)

@@ -1,92 +1,37 @@
-"""The model registry: every published model version in Redis, one live pointer per survey.
-
-Why Redis and not a compacted Kafka topic: a model is a few MB (Kafka refuses messages over ~1 MB
-without broker-wide tuning, Redis takes a value up to 512 MB), Redis is already a dependency with
-append-only persistence (``appendfsync always``), and what the registry needs is a compare-and-set
-over several keys (status, pointer, history), which MULTI/EXEC under WATCH gives directly and a
-log does not. Scorers on any host fetch the bytes from Redis, so no shared file system is needed.
-
-Layout (key names: ``services.common.keys``): a set of surveys; per survey a sorted set of its
-versions, one hash per version (onnx bytes, canonical manifest JSON, sha256, size, status,
-reason, created_at, promoted_at), the live pointer, and the history of versions that went live
-(oldest first; its last element is always the live one, rollback pops it); a pub/sub channel
-with one JSON message per live change.
-
-Every state change is one MULTI/EXEC transaction guarded by WATCH on the keys it read: a reader
-sees the old live version or the new one, never a pointer to a version whose status disagrees. A
-process that dies before EXEC changes nothing (Redis discards an unfinished transaction). The
-announcement is published inside the same transaction, but it is only a hint: scorers also poll
-:meth:`Registry.current`, so a missed message delays a swap by one poll interval, no more.
-
-Integrity: :meth:`publish` verifies the model directory (manifest + sha256) before uploading;
-:meth:`fetch` re-hashes the bytes it read from Redis against the recorded sha256 and the
-manifest's, and materialises the directory with an atomic rename, so a corrupted value can never
-reach a scorer's session.
-"""
+"""The :class:`Registry`: publish, reject, promote, roll back and prune model versions, each one
+MULTI/EXEC transaction under WATCH (see the package docstring), read records and history, and
+fetch a version to disk through :mod:`services.common.registry.cache`."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import re
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import redis
-from pydantic import BaseModel, ConfigDict
 
-from models.manifest import MANIFEST_FILE, Manifest
-from models.model_dir import ModelIntegrityError, fsync_path, verify_model_dir
+from models.manifest import Manifest
+from models.model_dir import ModelIntegrityError, verify_model_dir
 from services.common import keys
+from services.common.registry import cache
+from services.common.registry.records import (
+    RECORD_FIELDS,
+    ModelRecord,
+    RegistryError,
+    parse_version,
+    record_from,
+    survey_of,
+    text,
+)
 
 log = logging.getLogger("ahunt.registry")
 
-__all__ = [
-    "ModelRecord",
-    "Registry",
-    "RegistryError",
-    "Status",
-    "parse_version",
-    "set_live_version_info",
-    "survey_of",
-]
-
-Status = Literal["candidate", "live", "retired", "rejected"]
-_VERSION_RE = re.compile(r"^(?P<survey>[a-z0-9][a-z0-9_]{0,31})-(?P<number>[0-9]{4,9})$")
 _WATCH_RETRIES = 50
 _T = TypeVar("_T")
-
-
-class RegistryError(ValueError):
-    """A registry operation that is not allowed (unknown version, promoting a rejected one...)."""
-
-
-def parse_version(version: str) -> tuple[str, int]:
-    """Split ``<survey>-NNNN`` into its survey and number.
-
-    >>> parse_version("ztf-0003")
-    ('ztf', 3)
-    """
-    match = _VERSION_RE.match(version)
-    if not match:
-        raise RegistryError(f"invalid model version {version!r}: expected <survey>-NNNN")
-    return match["survey"], int(match["number"])
-
-
-def survey_of(version: str) -> str:
-    """The survey a version belongs to.
-
-    >>> survey_of("rubin-0012")
-    'rubin'
-    """
-    return parse_version(version)[0]
 
 
 def _owned_key(survey: str, version: str) -> str:
@@ -94,68 +39,6 @@ def _owned_key(survey: str, version: str) -> str:
     if survey_of(version) != survey:
         raise RegistryError(f"{version} is not a version of survey {survey!r}")
     return keys.model_key(survey, version)
-
-
-class ModelRecord(BaseModel):
-    """What the registry knows about one version (everything but the model bytes)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    survey: str
-    version: str
-    status: Status
-    reason: str | None  # why rejected or retired, or a note
-    sha256: str
-    size: int
-    manifest: dict[str, Any]
-    created_at: float  # when published to the registry (unix seconds)
-    promoted_at: float | None  # when it last went live
-
-    @property
-    def parent(self) -> str | None:
-        parent = self.manifest.get("parent_version")
-        return parent if isinstance(parent, str) else None
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        metrics = self.manifest.get("metrics") or {}
-        return dict(metrics) if isinstance(metrics, dict) else {}
-
-
-def _text(value: bytes | str | None) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else value
-
-
-_RECORD_FIELDS = (
-    "manifest",
-    "sha256",
-    "size",
-    "status",
-    "reason",
-    "created_at",
-    "promoted_at",
-)
-
-
-def _record(survey: str, version: str, values: list[Any]) -> ModelRecord | None:
-    fields = dict(zip(_RECORD_FIELDS, (_text(v) for v in values), strict=True))
-    if fields["manifest"] is None:
-        return None
-    promoted = fields["promoted_at"]
-    reason = fields["reason"]
-    return ModelRecord(
-        survey=survey,
-        version=version,
-        status=fields["status"],  # type: ignore[arg-type]  # validated by pydantic
-        reason=reason or None,
-        sha256=fields["sha256"] or "",
-        size=int(fields["size"] or 0),
-        manifest=json.loads(fields["manifest"]),
-        created_at=float(fields["created_at"] or 0.0),
-        promoted_at=float(promoted) if promoted else None,
-    )
 
 
 class Registry:
@@ -218,10 +101,10 @@ class Registry:
             existing = pipe.hget(key, "sha256")
             if existing is not None:
                 pipe.unwatch()
-                if _text(existing) != manifest.sha256:
+                if text(existing) != manifest.sha256:
                     raise RegistryError(
                         f"{manifest.version} is already published with other bytes "
-                        f"(sha256 {_text(existing)}); versions are immutable"
+                        f"(sha256 {text(existing)}); versions are immutable"
                     )
                 return None
             pipe.multi()
@@ -254,7 +137,7 @@ class Registry:
         key = _owned_key(survey, version)
 
         def body(pipe: Any) -> None:
-            status = _text(pipe.hget(key, "status"))
+            status = text(pipe.hget(key, "status"))
             if status is None:
                 raise RegistryError(f"unknown model version {survey}/{version}")
             if status == "live":
@@ -272,13 +155,13 @@ class Registry:
         pointer = keys.model_live_key(survey)
 
         def body(pipe: Any) -> bool:
-            status = _text(pipe.hget(key, "status"))
+            status = text(pipe.hget(key, "status"))
             if status is None:
                 raise RegistryError(f"unknown model version {survey}/{version}")
             if status == "rejected":
-                reason = _text(pipe.hget(key, "reason"))
+                reason = text(pipe.hget(key, "reason"))
                 raise RegistryError(f"{version} was rejected ({reason}): it cannot be promoted")
-            old = _text(pipe.get(pointer))
+            old = text(pipe.get(pointer))
             if old == version:
                 pipe.unwatch()
                 return False
@@ -306,10 +189,10 @@ class Registry:
         pointer, history = keys.model_live_key(survey), keys.model_history_key(survey)
 
         def body(pipe: Any) -> str:
-            current = _text(pipe.get(pointer))
+            current = text(pipe.get(pointer))
             if current is None:
                 raise RegistryError(f"{survey} has no live model")
-            past = [_text(v) for v in pipe.lrange(history, 0, -1)]
+            past = [text(v) for v in pipe.lrange(history, 0, -1)]
             while past and past[-1] == current:
                 past.pop()
             target: str | None = None
@@ -317,7 +200,7 @@ class Registry:
                 candidate = past[-1]
                 assert candidate is not None
                 pipe.watch(keys.model_key(survey, candidate))  # a concurrent reject() must retry us
-                status = _text(pipe.hget(keys.model_key(survey, candidate), "status"))
+                status = text(pipe.hget(keys.model_key(survey, candidate), "status"))
                 if candidate != current and status is not None and status != "rejected":
                     target = candidate
                     break
@@ -360,8 +243,8 @@ class Registry:
 
         def body(pipe: Any) -> list[str]:
             versions = [v.decode() for v in pipe.zrange(index, 0, -1)]
-            live = _text(pipe.get(pointer))
-            past = [v for v in (_text(x) for x in pipe.lrange(history, 0, -1)) if v is not None]
+            live = text(pipe.get(pointer))
+            past = [v for v in (text(x) for x in pipe.lrange(history, 0, -1)) if v is not None]
             earlier = [v for v in past if v != live]
             kept = {live, *earlier[-keep:], *versions[-keep:]}
             doomed = [v for v in versions if v not in kept]
@@ -396,20 +279,20 @@ class Registry:
     # -- reads ---------------------------------------------------------------------------------
 
     def current(self, survey: str) -> str | None:
-        return _text(self.client.get(keys.model_live_key(survey)))
+        return text(self.client.get(keys.model_live_key(survey)))
 
     def record(self, survey: str, version: str) -> ModelRecord | None:
-        values = self.client.hmget(keys.model_key(survey, version), list(_RECORD_FIELDS))
-        return _record(survey, version, list(values))
+        values = self.client.hmget(keys.model_key(survey, version), list(RECORD_FIELDS))
+        return record_from(survey, version, list(values))
 
     def history(self, survey: str) -> list[str]:
         """Versions that went live, oldest first (the last is the live one)."""
         raw = self.client.lrange(keys.model_history_key(survey), 0, -1)
-        return [v for v in (_text(x) for x in raw) if v is not None]
+        return [v for v in (text(x) for x in raw) if v is not None]
 
     def surveys(self) -> list[str]:
         raw = self.client.smembers(keys.MODEL_SURVEYS)
-        return sorted(v for v in (_text(x) for x in raw) if v is not None)
+        return sorted(v for v in (text(x) for x in raw) if v is not None)
 
     def versions(self, survey: str) -> list[str]:
         raw: list[bytes] = self.client.zrange(keys.model_versions_key(survey), 0, -1)  # type: ignore[assignment]
@@ -422,9 +305,9 @@ class Registry:
             versions = self.versions(name)
             pipe = self.client.pipeline(transaction=False)
             for version in versions:
-                pipe.hmget(keys.model_key(name, version), list(_RECORD_FIELDS))
+                pipe.hmget(keys.model_key(name, version), list(RECORD_FIELDS))
             for version, values in zip(versions, pipe.execute(), strict=True):
-                record = _record(name, version, list(values))
+                record = record_from(name, version, list(values))
                 if record is not None:
                     records.append(record)
         return records
@@ -453,11 +336,11 @@ class Registry:
         """
         parse_version(version)
         key = keys.model_key(survey, version)
-        sha, manifest_json = (_text(v) for v in self.client.hmget(key, ["sha256", "manifest"]))
+        sha, manifest_json = (text(v) for v in self.client.hmget(key, ["sha256", "manifest"]))
         if sha is None or manifest_json is None:
             raise RegistryError(f"unknown model version {survey}/{version}")
         target = self.cache_dir / survey / version
-        if self._cached(target, sha):
+        if cache.cached(target, sha):
             return target
 
         data = self.client.hget(key, "onnx")
@@ -470,49 +353,7 @@ class Registry:
                 f"registry {survey}/{version}: bytes hash to {actual}, registry says {sha}, "
                 f"manifest says {manifest.sha256} (version {manifest.version}): refused"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with self._staging(target) as tmp:
-            (tmp / manifest.model_file).write_bytes(data)
-            (tmp / MANIFEST_FILE).write_text(manifest_json, encoding="utf-8")
-            for name in (manifest.model_file, MANIFEST_FILE):
-                fsync_path(tmp / name)
-            verify_model_dir(tmp)
-            fsync_path(tmp)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                # Another process materialised it first (rename onto a non-empty directory
-                # fails); use theirs if it is sound.
-                if not self._cached(target, sha):
-                    raise
-        fsync_path(target.parent)
-        return target
-
-    @staticmethod
-    def _cached(target: Path, sha: str) -> bool:
-        if not target.is_dir():
-            return False
-        try:
-            manifest = verify_model_dir(target)
-        except ModelIntegrityError as exc:
-            log.warning("cached model %s is damaged (%s): fetching it again", target, exc)
-            shutil.rmtree(target, ignore_errors=True)
-            return False
-        if manifest.sha256 != sha:
-            raise ModelIntegrityError(
-                f"{target} holds a model with sha256 {manifest.sha256}, the registry's has {sha}: "
-                "another model of the same version name is in the cache directory"
-            )
-        return True
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _staging(target: Path) -> Iterator[Path]:
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-        try:
-            yield tmp
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
+        return cache.materialise(target, data, manifest, manifest_json)
 
 
 def set_live_version_info(registry: Registry, gauge: Any) -> None:
