@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 
 from models.preprocess import SURVEY_PREPROCESSING, InputSpec, Preprocessing, preprocess
 
@@ -109,7 +110,7 @@ def synthetic_stamps(
     return preprocess(synthetic_raw(rng, labels, spec.height), preprocessing)
 
 
-def _write_labels(client: Any, names: list[str], stamps: np.ndarray, survey: str) -> None:
+def _write_labels(client: redis.Redis, names: list[str], stamps: np.ndarray, survey: str) -> None:
     from services.common import labels
 
     users = ("alice", "bob", "carol")

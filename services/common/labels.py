@@ -23,14 +23,21 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.taxonomy import normalise_class_name
 from services.common import keys
-from services.common.npy import stamp_bytes, stamp_from_bytes
+from services.common.values import data, stamp_bytes, stamp_from_bytes
+
+if TYPE_CHECKING:  # types only: the label rules run without a Redis client library
+    import redis
+    import redis.asyncio.client
+
+    # A transaction the label commands are queued on: synchronous, or the feedback API's asyncio.
+    Pipeline = redis.client.Pipeline | redis.asyncio.client.Pipeline
 
 MAX_COMMENT = 2_000
 
@@ -56,7 +63,7 @@ class LabelRecord(BaseModel):
 
 
 def write_label(
-    client: Any, record: LabelRecord, stamp: np.ndarray | bytes, meta: dict[str, Any]
+    client: redis.Redis, record: LabelRecord, stamp: np.ndarray | bytes, meta: dict[str, Any]
 ) -> int:
     """Store ``record`` and its training stamp atomically; returns the new label revision."""
     data = stamp if isinstance(stamp, bytes) else stamp_bytes(stamp)
@@ -68,7 +75,7 @@ def write_label(
 
 
 def queue_write_label(
-    pipe: Any, record: LabelRecord, stamp: np.ndarray | bytes | None, meta: dict[str, Any]
+    pipe: Pipeline, record: LabelRecord, stamp: np.ndarray | bytes | None, meta: dict[str, Any]
 ) -> None:
     """Queue :func:`write_label`'s commands on the caller's MULTI/EXEC pipeline (sync or asyncio),
     so other writes (the feedback event outbox, the profile) commit in the same transaction.
@@ -86,13 +93,13 @@ def queue_write_label(
     pipe.incr(keys.LABELS_REVISION)
 
 
-def queue_delete_label(pipe: Any, user: str, alert_id: str) -> None:
+def queue_delete_label(pipe: Pipeline, user: str, alert_id: str) -> None:
     """Queue :func:`delete_label`'s commands on the caller's transaction (replies: HDEL, INCR)."""
     pipe.hdel(keys.labels_key(user), alert_id)
     pipe.incr(keys.LABELS_REVISION)
 
 
-def delete_label(client: Any, user: str, alert_id: str) -> bool:
+def delete_label(client: redis.Redis, user: str, alert_id: str) -> bool:
     """Undo a user's label. The training stamp stays (other users may have labelled it)."""
     pipe = client.pipeline(transaction=True)
     pipe.hdel(keys.labels_key(user), alert_id)
@@ -101,7 +108,7 @@ def delete_label(client: Any, user: str, alert_id: str) -> bool:
     return bool(removed)
 
 
-def get_label(client: Any, user: str, alert_id: str) -> LabelRecord | None:
+def get_label(client: redis.Redis, user: str, alert_id: str) -> LabelRecord | None:
     raw = client.hget(keys.labels_key(user), alert_id)
     return None if raw is None else LabelRecord.model_validate_json(raw)
 
@@ -123,13 +130,12 @@ def parse_labels(stored: Iterable[bytes | str]) -> list[LabelRecord]:
 LABEL_KEYS = keys.labels_key("*")
 
 
-def user_labels(client: Any, user: str) -> list[LabelRecord]:
+def user_labels(client: redis.Redis, user: str) -> list[LabelRecord]:
     """A user's labels, oldest first."""
-    raw: dict[bytes, bytes] = client.hgetall(keys.labels_key(user))
-    return parse_labels(raw.values())
+    return parse_labels(client.hgetall(keys.labels_key(user)).values())
 
 
-def all_labels(client: Any) -> list[LabelRecord]:
+def all_labels(client: redis.Redis) -> list[LabelRecord]:
     """Every user's labels, user by user, each oldest first (users found by key scan, so labels
     of a removed user still count)."""
     out: list[LabelRecord] = []
@@ -138,15 +144,18 @@ def all_labels(client: Any) -> list[LabelRecord]:
     return out
 
 
-def revision(client: Any) -> int:
+def revision(client: redis.Redis) -> int:
     return int(client.get(keys.LABELS_REVISION) or 0)
 
 
-def training_example(client: Any, alert_id: str) -> tuple[np.ndarray, dict[str, Any]] | None:
-    raw = client.hmget(keys.train_key(alert_id), ["stamp", "meta"])
-    if raw[0] is None:
+def training_example(
+    client: redis.Redis, alert_id: str
+) -> tuple[np.ndarray, dict[str, Any]] | None:
+    stamp, meta = client.hmget(keys.train_key(alert_id), ["stamp", "meta"])
+    stored = data(stamp)
+    if stored is None:
         return None
-    return stamp_from_bytes(raw[0]), json.loads(raw[1] or b"{}")
+    return stamp_from_bytes(stored), json.loads(meta or b"{}")
 
 
 def resolve_training_labels(records: Iterable[LabelRecord]) -> dict[str, str]:

@@ -14,8 +14,8 @@ import numpy as np
 import redis
 
 from services.common import keys
-from services.common.npy import stamp_bytes
 from services.common.users import UserProfile
+from services.common.values import stamp_bytes
 
 
 def connect(url: str) -> redis.Redis:
@@ -33,7 +33,7 @@ def save_profile(client: redis.Redis, profile: UserProfile) -> None:
 
 
 def cache_alert(
-    pipe: Any,
+    pipe: redis.client.Pipeline,
     alert_id: str,
     meta: dict[str, Any],
     stamp: np.ndarray,
@@ -55,7 +55,12 @@ def cache_alert(
 
 
 def record_delivery(
-    pipe: Any, user: str, alert_id: str, delivery: dict[str, Any], ttl_s: int, candidates_max: int
+    pipe: redis.client.Pipeline,
+    user: str,
+    alert_id: str,
+    delivery: dict[str, Any],
+    ttl_s: int,
+    candidates_max: int,
 ) -> None:
     pipe.hset(keys.delivered_key(user), alert_id, json.dumps(delivery))
     pipe.zadd(keys.candidates_key(user), {alert_id: float(delivery["score"])})

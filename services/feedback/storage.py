@@ -13,11 +13,13 @@ from functools import lru_cache, partial
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from services.common import keys, labels
 from services.common.labels import LabelRecord
 from services.common.users import UserProfile
+from services.common.values import text
 from services.feedback.batching import RedisBatcher
 from services.feedback.events import outbox_entry
 
@@ -57,7 +59,7 @@ def _parse_profile(raw: bytes | str) -> UserProfile:
 
 async def user_for_hash(b: RedisBatcher, hashed_token: str) -> str | None:
     (raw,) = await b.read(lambda pipe: pipe.hget(keys.TOKENS, hashed_token))
-    return None if raw is None else raw.decode() if isinstance(raw, bytes) else raw
+    return text(raw)
 
 
 async def load_profile(r: Redis, user: str) -> UserProfile:
@@ -75,7 +77,7 @@ async def read_for_label(
     unknown or expired) and, if asked, the user's profile (parsed, and as stored). One round
     trip, plus one for the stamp (tens of kB) when the alert is not in the training set yet."""
 
-    def queue(pipe: Any) -> None:
+    def queue(pipe: Pipeline) -> None:
         pipe.hget(keys.alert_key(alert_id), "meta")
         pipe.hget(keys.train_key(alert_id), "meta")
         if with_profile:
@@ -105,12 +107,12 @@ return 0
 """
 
 
-def _queue_profile_cas(pipe: Any, old: bytes | str | None, new: UserProfile) -> None:
+def _queue_profile_cas(pipe: Pipeline, old: bytes | str | None, new: UserProfile) -> None:
     pipe.eval(PROFILE_CAS, 1, keys.USERS, new.name, old or b"", new.model_dump_json())
 
 
 def _queue_label(
-    pipe: Any, record: LabelRecord, target: LabelTarget, event: dict[str, Any]
+    pipe: Pipeline, record: LabelRecord, target: LabelTarget, event: dict[str, Any]
 ) -> None:
     labels.queue_write_label(pipe, record, target.stamp, target.meta)
     pipe.lpush(keys.FEEDBACK_OUTBOX, outbox_entry(event))
@@ -133,7 +135,7 @@ async def commit_label(
     raw: bytes | str | None = None if profile is None else profile[1]
     new_profile = None if profile is None else change(profile[0])
 
-    def queue(pipe: Any) -> None:
+    def queue(pipe: Pipeline) -> None:
         _queue_label(pipe, record, target, event)
         if new_profile is not None:
             _queue_profile_cas(pipe, raw, new_profile)
@@ -164,7 +166,7 @@ async def get_label(r: Redis, user: str, alert_id: str) -> LabelRecord | None:
 async def undo_label(b: RedisBatcher, record: LabelRecord, event: dict[str, Any]) -> bool:
     """Remove the user's label (the training stamp stays) and queue the undo event."""
 
-    def queue(pipe: Any) -> None:
+    def queue(pipe: Pipeline) -> None:
         labels.queue_delete_label(pipe, record.user, record.alert_id)
         pipe.lpush(keys.FEEDBACK_OUTBOX, outbox_entry(event))
 
@@ -282,11 +284,7 @@ async def redis_durability(r: Redis) -> tuple[bool, str]:
         raw = await r.config_get("append*")
     except ResponseError as exc:
         return False, f"cannot read the persistence settings (CONFIG GET refused: {exc})"
-
-    def text(x: Any) -> str:
-        return x.decode() if isinstance(x, bytes) else str(x)
-
-    config = {text(k): text(v) for k, v in raw.items()}
+    config = {str(text(k)): str(text(v)) for k, v in raw.items()}
     aof, fsync = config.get("appendonly", "?"), config.get("appendfsync", "?")
     ok = aof == "yes" and fsync == "always"
     return ok, f"appendonly={aof} appendfsync={fsync}"

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
+
+import redis
 
 from services.common import keys, store
 from services.common.topics import user_topic
 from services.common.users import UserProfile
+from services.common.values import text
 
 TOKEN_PREFIX = "ahunt_"
 
@@ -35,7 +37,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add_user(client: Any, name: str, *, rotate: bool = False) -> str:
+def add_user(client: redis.Redis, name: str, *, rotate: bool = False) -> str:
     """Create ``name`` (a default profile, so the scorer starts routing to them) and return a new
     token. An existing user keeps their profile; ``rotate`` also revokes their older tokens,
     without it adding an existing user is refused."""
@@ -46,7 +48,7 @@ def add_user(client: Any, name: str, *, rotate: bool = False) -> str:
     token = new_token()
     pipe = client.pipeline(transaction=True)
     if exists:
-        stale = [h for h, u in client.hgetall(keys.TOKENS).items() if u.decode() == name]
+        stale = [h for h, u in client.hgetall(keys.TOKENS).items() if text(u) == name]
         if stale:
             pipe.hdel(keys.TOKENS, *stale)
     else:  # the default profile: the scorer starts routing alerts to this user
@@ -56,18 +58,19 @@ def add_user(client: Any, name: str, *, rotate: bool = False) -> str:
     return token
 
 
-def list_users(client: Any) -> list[tuple[str, int]]:
+def list_users(client: redis.Redis) -> list[tuple[str, int]]:
     """(user, number of live tokens), by name; users without a profile but with tokens too."""
-    counts: dict[str, int] = {u.decode(): 0 for u in client.hkeys(keys.USERS)}
-    for user in client.hvals(keys.TOKENS):
-        counts[user.decode()] = counts.get(user.decode(), 0) + 1
+    counts: dict[str, int] = {str(text(u)): 0 for u in client.hkeys(keys.USERS)}
+    for value in client.hvals(keys.TOKENS):
+        user = str(text(value))
+        counts[user] = counts.get(user, 0) + 1
     return sorted(counts.items())
 
 
-def revoke_user(client: Any, name: str, *, remove_profile: bool = False) -> int:
+def revoke_user(client: redis.Redis, name: str, *, remove_profile: bool = False) -> int:
     """Delete every token of ``name``; returns how many. ``remove_profile`` also stops routing
     alerts to them (their labels stay: they are training data)."""
-    stale = [h for h, u in client.hgetall(keys.TOKENS).items() if u.decode() == name]
+    stale = [h for h, u in client.hgetall(keys.TOKENS).items() if text(u) == name]
     pipe = client.pipeline(transaction=True)
     if stale:
         pipe.hdel(keys.TOKENS, *stale)

@@ -17,9 +17,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
+import redis
 from redis.exceptions import LockError
 
 from models.interest import Interest
@@ -45,7 +45,7 @@ from services.retrain.train import fit, learner_from_bytes
 log = logging.getLogger("ahunt.retrain")
 
 
-def interests_of(client: Any) -> dict[str, Interest]:
+def interests_of(client: redis.Redis) -> dict[str, Interest]:
     return {p.name: p.interest for p in load_profiles(client)}
 
 
@@ -58,7 +58,9 @@ class _Data:
     unlabelled_class: str | None
 
 
-def _dataset(client: Any, survey: str, spec: InputSpec, settings: RetrainSettings) -> _Data | None:
+def _dataset(
+    client: redis.Redis, survey: str, spec: InputSpec, settings: RetrainSettings
+) -> _Data | None:
     pool = storage.load_pool(client, survey)
     parts = []
     if pool is not None:
@@ -87,7 +89,7 @@ def _dataset(client: Any, survey: str, spec: InputSpec, settings: RetrainSetting
 
 
 def _warm_start(
-    client: Any,
+    client: redis.Redis,
     survey: str,
     live: str,
     classes: list[str],
@@ -105,7 +107,11 @@ def _warm_start(
 
 
 def _retrain(
-    settings: RetrainSettings, client: Any, registry: Registry, survey: str, timer: PhaseTimer
+    settings: RetrainSettings,
+    client: redis.Redis,
+    registry: Registry,
+    survey: str,
+    timer: PhaseTimer,
 ) -> RetrainOutcome:
     with timer.phase("dataset"):
         revision = label_store.revision(client)  # read first: later labels count next time
@@ -206,7 +212,7 @@ def record(outcome: RetrainOutcome, metrics: RetrainMetrics | None) -> None:
 
 def locked_run(
     settings: RetrainSettings,
-    client: Any,
+    client: redis.Redis,
     survey: str,
     run: Callable[[PhaseTimer], RetrainOutcome],
     metrics: RetrainMetrics | None,
@@ -257,7 +263,7 @@ def _nothing_new(survey: str, revision: int) -> Callable[[PhaseTimer], RetrainOu
 
 def retrain_once(
     settings: RetrainSettings,
-    client: Any,
+    client: redis.Redis,
     registry: Registry,
     survey: str,
     metrics: RetrainMetrics | None = None,
@@ -275,7 +281,7 @@ class RetrainLoop:
     def __init__(
         self,
         settings: RetrainSettings,
-        client: Any,
+        client: redis.Redis,
         registry: Registry,
         metrics: RetrainMetrics | None = None,
     ) -> None:

@@ -19,7 +19,8 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+
+import redis
 
 from models.learner import AhuntLearner, LearnerConfig
 from models.preprocess import (
@@ -118,7 +119,7 @@ def _classes(examples: Examples, default_label: str) -> list[str]:
 
 def bootstrap(
     settings: RetrainSettings,
-    client: Any,
+    client: redis.Redis,
     registry: Registry,
     survey: str,
     examples: Examples,

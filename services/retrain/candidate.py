@@ -26,9 +26,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
+import redis
 
 from models.export import ExportParityError, export_onnx
 from models.interest import Interest
@@ -115,7 +116,7 @@ class Published:
 
 
 def publish_candidate(
-    client: Any,
+    client: redis.Redis,
     registry: Registry,
     learner: AhuntLearner,
     *,

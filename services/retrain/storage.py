@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import redis
+from redis.typing import EncodableT, FieldT
 
 from models.preprocess import InputSpec, Preprocessing
 from models.taxonomy import RESERVE, normalise_class_name
 from services.common import keys
 from services.common import labels as label_store
-from services.common.npy import stamp_bytes, stamp_from_bytes
+from services.common.values import data, stamp_bytes, stamp_from_bytes, text
 from services.retrain.dataset import Examples
 from services.retrain.handler import AttemptState
 
@@ -50,7 +52,7 @@ class Pool:
 
 
 def save_pool(
-    client: Any,
+    client: redis.Redis,
     survey: str,
     examples: Examples,
     spec: InputSpec,
@@ -66,7 +68,7 @@ def save_pool(
         "preprocessing": preprocessing.to_dict(),
         "created_at": time.time(),
     }
-    mapping: dict[str, bytes | str] = {"meta": json.dumps(meta)}
+    mapping: dict[FieldT, EncodableT] = {"meta": json.dumps(meta)}
     for i, start in enumerate(range(0, len(examples), POOL_CHUNK)):
         mapping[f"chunk:{i}"] = stamp_bytes(examples.x[start : start + POOL_CHUNK])
     pipe = client.pipeline(transaction=True)
@@ -75,8 +77,8 @@ def save_pool(
     pipe.execute()
 
 
-def load_pool(client: Any, survey: str) -> Pool | None:
-    raw: dict[bytes, bytes] = client.hgetall(keys.bootstrap_key(survey))
+def load_pool(client: redis.Redis, survey: str) -> Pool | None:
+    raw = client.hgetall(keys.bootstrap_key(survey))
     if not raw:
         return None
     meta = json.loads(raw[b"meta"])
@@ -102,7 +104,7 @@ class LabelledSet:
     skipped: dict[str, int]  # reason -> count (no stamp, wrong shape, reserve label)
 
 
-def durable_examples(client: Any, survey: str, spec: InputSpec) -> LabelledSet:
+def durable_examples(client: redis.Redis, survey: str, spec: InputSpec) -> LabelledSet:
     """Every durable label of ``survey``, resolved to one class per alert, with its stamp."""
     records = [r for r in label_store.all_labels(client) if r.survey == survey]
     resolved = label_store.resolve_training_labels(records)
@@ -134,7 +136,7 @@ def durable_examples(client: Any, survey: str, spec: InputSpec) -> LabelledSet:
     return LabelledSet(Examples(tuple(ids), x, tuple(names)), skipped)
 
 
-def recent_stamps(client: Any, survey: str, spec: InputSpec, limit: int) -> np.ndarray:
+def recent_stamps(client: redis.Redis, survey: str, spec: InputSpec, limit: int) -> np.ndarray:
     """Up to ``limit`` stamps of ``survey`` from the scorer's feedback cache (recent alerts,
     delivered or sampled as background): unlabelled data for the latent detector."""
     out: list[np.ndarray] = []
@@ -172,37 +174,36 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 # -- learner states ----------------------------------------------------------------------------
 
 
-def save_learner_state(client: Any, survey: str, version: str, state: bytes) -> None:
+def save_learner_state(client: redis.Redis, survey: str, version: str, state: bytes) -> None:
     client.set(keys.learner_key(survey, version), state)
 
 
-def delete_learner_state(client: Any, survey: str, version: str) -> None:
+def delete_learner_state(client: redis.Redis, survey: str, version: str) -> None:
     client.delete(keys.learner_key(survey, version))
 
 
-def load_learner_state(client: Any, survey: str, version: str) -> bytes | None:
-    raw: bytes | None = client.get(keys.learner_key(survey, version))
-    return raw
+def load_learner_state(client: redis.Redis, survey: str, version: str) -> bytes | None:
+    return data(client.get(keys.learner_key(survey, version)))
 
 
 # -- trigger state -----------------------------------------------------------------------------
 
 
-def load_attempt(client: Any, survey: str) -> AttemptState:
-    raw: dict[bytes, bytes] = client.hgetall(keys.retrain_state_key(survey))
+def load_attempt(client: redis.Redis, survey: str) -> AttemptState:
+    raw = client.hgetall(keys.retrain_state_key(survey))
     if not raw:
         return AttemptState()
-    text = {k.decode(): v.decode() for k, v in raw.items()}
+    fields = {str(text(k)): str(text(v)) for k, v in raw.items()}
     return AttemptState(
-        revision=int(text.get("revision", 0)),
-        attempted_at=float(text.get("attempted_at", 0.0)),
-        version=text.get("version") or None,
-        outcome=text.get("outcome") or None,
-        reason=text.get("reason", ""),
+        revision=int(fields.get("revision", 0)),
+        attempted_at=float(fields.get("attempted_at", 0.0)),
+        version=fields.get("version") or None,
+        outcome=fields.get("outcome") or None,
+        reason=fields.get("reason", ""),
     )
 
 
-def save_attempt(client: Any, survey: str, state: AttemptState) -> None:
+def save_attempt(client: redis.Redis, survey: str, state: AttemptState) -> None:
     client.hset(
         keys.retrain_state_key(survey),
         mapping={

@@ -15,9 +15,9 @@ import signal
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+import redis
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from services.common import schemas, store
@@ -56,7 +56,7 @@ class Scorer:
         self,
         settings: ScorerSettings,
         slot: ModelSlot,
-        redis_client: Any,
+        redis_client: redis.Redis,
         metrics: ScorerMetrics,
         schema_source: SchemaSource | None,
     ) -> None:
@@ -136,7 +136,12 @@ class Scorer:
         return outputs, dead
 
     def _score(
-        self, survey: str, alerts: list[Alert], sources: list[int], model: LoadedModel, pipe: Any
+        self,
+        survey: str,
+        alerts: list[Alert],
+        sources: list[int],
+        model: LoadedModel,
+        pipe: redis.client.Pipeline,
     ) -> list[OutMessage]:
         wall = time.time()
         now = clock_of(alerts, wall) if self.settings.clock == "event" else wall
@@ -178,7 +183,7 @@ class Scorer:
             self.metrics.published.labels(d.user, d.reason).inc()
         return outputs
 
-    def _cache(self, batch: ScoredBatch, pipe: Any, wall: float) -> None:
+    def _cache(self, batch: ScoredBatch, pipe: redis.client.Pipeline, wall: float) -> None:
         delivered = {d.alert for d in batch.deliveries}
         background = self.rng.random(len(batch.alerts)) < self.settings.background_sample
         ttl = self.settings.cache_ttl_s
@@ -227,7 +232,7 @@ def build_loop(
     settings: ScorerSettings,
     kafka: KafkaSettings,
     bootstrap: str,
-    redis_client: Any,
+    redis_client: redis.Redis,
     metrics: ScorerMetrics,
     slot: ModelSlot,
 ) -> ConsumerLoop:

@@ -22,7 +22,6 @@ from tests.deploy.deploy_refs import (
     IMAGE,
     ROOT,
     load_yaml_documents,
-    pending_services,
 )
 
 COMPOSE = DEPLOY / "compose.yaml"
@@ -41,12 +40,9 @@ def subcommands() -> set[str]:
 
 
 def check_command(args: list[str], where: str) -> None:
-    """``args`` (after the ``ahunt`` entry point) parse as an existing sub-command, or belong to
-    a service still being written (then skipped with a TODO)."""
+    """``args`` (after the ``ahunt`` entry point) parse as an existing sub-command."""
     assert args, f"{where}: no command"
     if args[0] not in subcommands():
-        if args[0] in pending_services():
-            pytest.skip(f"TODO(lead): `ahunt {args[0]}` ({where}) is not written yet")
         raise AssertionError(f"{where}: `ahunt {args[0]}` is not a sub-command of ahunt")
     try:
         build_parser().parse_args(args)
@@ -56,13 +52,8 @@ def check_command(args: list[str], where: str) -> None:
 
 def check_env(names: set[str], where: str) -> None:
     ours = {n for n in names if n.startswith(ENV_PREFIXES)} - ENV_NOT_SETTINGS
-    unknown = ours - all_env_names()
-    pending = {
-        n for n in unknown if any(n.startswith(f"AHUNT_{s.upper()}_") for s in pending_services())
-    }
-    assert unknown == pending, f"{where}: no settings class reads {sorted(unknown - pending)}"
-    if pending:
-        pytest.skip(f"TODO(lead): {sorted(pending)} ({where}) belong to services not written yet")
+    unknown = ours - all_env_names(strict=True)
+    assert not unknown, f"{where}: no settings class reads {sorted(unknown)}"
 
 
 def test_every_deploy_yaml_parses() -> None:
@@ -364,7 +355,7 @@ def test_healthcheck_reads_the_scorer_model_gauge() -> None:
     assert not healthcheck.serves_model(text)
     assert healthcheck.serves_model(text + 'ahunt_scorer_model_info{survey="ztf",version="b"} 1.0')
     assert healthcheck.check("replay", ready=False)[0]  # no HTTP port: alive is healthy
-    assert set(healthcheck.PORTS) <= subcommands() | pending_services()
+    assert set(healthcheck.PORTS) <= subcommands()
     variables = {v for v, _ in healthcheck.PORTS.values()}
     check_env(variables, "deploy/healthcheck.py")
 

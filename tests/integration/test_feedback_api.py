@@ -20,7 +20,7 @@ from services.common import keys, labels, store
 from services.common.alerts import Alert
 from services.common.embedded import EmbeddedRedis
 from services.common.labels import MAX_COMMENT, LabelRecord, resolve_training_labels
-from services.common.npy import stamp_from_bytes
+from services.common.values import stamp_from_bytes
 from services.feedback.app import ROUTERS
 from services.feedback.tokens import add_user
 from tests.integration.test_feedback_support import (

@@ -14,10 +14,10 @@ from prometheus_client import CollectorRegistry
 from services.common import keys, schemas, store
 from services.common.alerts import Alert
 from services.common.kafka import consumer, ensure_topics, producer
-from services.common.npy import stamp_from_bytes
 from services.common.settings import KafkaSettings
 from services.common.topics import DEAD_LETTERS, user_topic
 from services.common.users import Budget, Filters, SkyCone, UserProfile
+from services.common.values import stamp_from_bytes
 from services.scorer.app import build_loop
 from services.scorer.handler import prepare_stamps
 from services.scorer.metrics import ScorerMetrics

@@ -23,10 +23,19 @@ def modules(package: str) -> dict[str, Path]:
     return {module_name(p): p for p in sorted(root.rglob("*.py"))}
 
 
-def imports(path: Path) -> Iterator[str]:
+def imports(path: Path, runtime_only: bool = False) -> Iterator[str]:
     """Absolute names of everything ``path`` imports (``from a import b`` gives ``a`` and
-    ``a.b``: b may be a module)."""
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    ``a.b``: b may be a module). ``runtime_only`` leaves out ``if TYPE_CHECKING:`` blocks (types
+    for the checker, never loaded)."""
+    tree = ast.parse(path.read_text(), str(path))
+    skipped: set[int] = set()
+    if runtime_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+                skipped |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -160,7 +169,7 @@ def _project_imports() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for package in ("models", "services"):
         for name, path in modules(package).items():
-            graph[name] = set(imports(path))
+            graph[name] = set(imports(path, runtime_only=True))
     return graph
 
 

@@ -8,11 +8,12 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
+from prometheus_client import Gauge
 
 from models.manifest import Manifest
 from models.model_dir import ModelIntegrityError, verify_model_dir
@@ -25,8 +26,8 @@ from services.common.registry.records import (
     parse_version,
     record_from,
     survey_of,
-    text,
 )
+from services.common.values import text
 
 log = logging.getLogger("ahunt.registry")
 
@@ -56,13 +57,13 @@ class Registry:
 
     # -- transactions --------------------------------------------------------------------------
 
-    def _execute(self, pipe: Any) -> list[Any]:
+    def _execute(self, pipe: redis.client.Pipeline) -> list[Any]:
         """Send the queued MULTI/EXEC (the one place a state change reaches Redis; tests override
         it to inject a failure between deciding and executing)."""
         result: list[Any] = pipe.execute()
         return result
 
-    def _transaction(self, watch: list[str], body: Callable[[Any], _T]) -> _T:
+    def _transaction(self, watch: list[str], body: Callable[[redis.client.Pipeline], _T]) -> _T:
         """Run ``body(pipe)`` under WATCH ``watch``; ``body`` reads in immediate mode, then calls
         ``pipe.multi()`` and queues writes. Retried when a watched key changed meanwhile."""
         for _ in range(_WATCH_RETRIES):
@@ -97,7 +98,7 @@ class Registry:
         key = keys.model_key(survey, manifest.version)
         now = time.time()
 
-        def body(pipe: Any) -> None:
+        def body(pipe: redis.client.Pipeline) -> None:
             existing = pipe.hget(key, "sha256")
             if existing is not None:
                 pipe.unwatch()
@@ -136,7 +137,7 @@ class Registry:
         rejected: roll back first."""
         key = _owned_key(survey, version)
 
-        def body(pipe: Any) -> None:
+        def body(pipe: redis.client.Pipeline) -> None:
             status = text(pipe.hget(key, "status"))
             if status is None:
                 raise RegistryError(f"unknown model version {survey}/{version}")
@@ -154,7 +155,7 @@ class Registry:
         key = _owned_key(survey, version)
         pointer = keys.model_live_key(survey)
 
-        def body(pipe: Any) -> bool:
+        def body(pipe: redis.client.Pipeline) -> bool:
             status = text(pipe.hget(key, "status"))
             if status is None:
                 raise RegistryError(f"unknown model version {survey}/{version}")
@@ -168,8 +169,9 @@ class Registry:
             pipe.multi()
             if old is not None:
                 pipe.hset(keys.model_key(survey, old), mapping={"status": "retired", "reason": ""})
-            live = {"status": "live", "reason": "", "promoted_at": repr(time.time())}
-            pipe.hset(key, mapping=live)
+            pipe.hset(
+                key, mapping={"status": "live", "reason": "", "promoted_at": repr(time.time())}
+            )
             pipe.set(pointer, version)
             pipe.rpush(keys.model_history_key(survey), version)
             self._announce(pipe, survey, version, "promote", old)
@@ -188,7 +190,7 @@ class Registry:
         """
         pointer, history = keys.model_live_key(survey), keys.model_history_key(survey)
 
-        def body(pipe: Any) -> str:
+        def body(pipe: redis.client.Pipeline) -> str:
             current = text(pipe.get(pointer))
             if current is None:
                 raise RegistryError(f"{survey} has no live model")
@@ -241,8 +243,8 @@ class Registry:
             keys.model_versions_key(survey),
         )
 
-        def body(pipe: Any) -> list[str]:
-            versions = [v.decode() for v in pipe.zrange(index, 0, -1)]
+        def body(pipe: redis.client.Pipeline) -> list[str]:
+            versions = _names(pipe.zrange(index, 0, -1))
             live = text(pipe.get(pointer))
             past = [v for v in (text(x) for x in pipe.lrange(history, 0, -1)) if v is not None]
             earlier = [v for v in past if v != live]
@@ -266,7 +268,9 @@ class Registry:
         return deleted
 
     @staticmethod
-    def _announce(pipe: Any, survey: str, version: str, action: str, previous: str | None) -> None:
+    def _announce(
+        pipe: redis.client.Pipeline, survey: str, version: str, action: str, previous: str | None
+    ) -> None:
         message = {
             "survey": survey,
             "version": version,
@@ -295,8 +299,7 @@ class Registry:
         return sorted(v for v in (text(x) for x in raw) if v is not None)
 
     def versions(self, survey: str) -> list[str]:
-        raw: list[bytes] = self.client.zrange(keys.model_versions_key(survey), 0, -1)  # type: ignore[assignment]
-        return [x.decode() for x in raw]
+        return _names(self.client.zrange(keys.model_versions_key(survey), 0, -1))
 
     def list(self, survey: str | None = None) -> list[ModelRecord]:
         """Records of every version (of one survey), oldest first."""
@@ -356,7 +359,12 @@ class Registry:
         return cache.materialise(target, data, manifest, manifest_json)
 
 
-def set_live_version_info(registry: Registry, gauge: Any) -> None:
+def _names(members: Iterable[Any]) -> list[str]:
+    """Sorted-set members (bytes, as every client here answers) as text."""
+    return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+
+def set_live_version_info(registry: Registry, gauge: Gauge) -> None:
     """Fill ``ahunt_registry_live_version_info{survey,version}``: 1 for each survey's live
     version (``gauge`` is e.g. ``RegistryMetrics().live_version``); stale series are removed."""
     live = {s: v for s in registry.surveys() if (v := registry.current(s)) is not None}

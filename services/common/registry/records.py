@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from services.common.values import text
+
 __all__ = [
     "RECORD_FIELDS",
     "ModelRecord",
@@ -17,7 +19,6 @@ __all__ = [
     "parse_version",
     "record_from",
     "survey_of",
-    "text",
 ]
 
 Status = Literal["candidate", "live", "retired", "rejected"]
@@ -73,12 +74,6 @@ class ModelRecord(BaseModel):
     def metrics(self) -> dict[str, float]:
         metrics = self.manifest.get("metrics") or {}
         return dict(metrics) if isinstance(metrics, dict) else {}
-
-
-def text(value: bytes | str | None) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else value
 
 
 RECORD_FIELDS = (

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 
 from services.common import keys
+from services.common.values import data
 from services.tools.demo.oracle import Oracle
 from services.tools.demo.users import USERS
 
@@ -68,7 +70,9 @@ def format_row(row: NightRow, header: bool) -> str:
     return "\n".join(lines)
 
 
-def write_figures(out: Path, oracles: dict[str, Oracle], rows: list[NightRow], client: Any) -> None:
+def write_figures(
+    out: Path, oracles: dict[str, Oracle], rows: list[NightRow], client: redis.Redis
+) -> None:
     """Discovery curves and galleries (matplotlib from the bench extra; skipped without it)."""
     try:
         import matplotlib
@@ -116,7 +120,7 @@ def write_figures(out: Path, oracles: dict[str, Oracle], rows: list[NightRow], c
                 ax = axes[i][j]
                 ax.set_axis_off()
                 if raw:
-                    image = decode_stamp(raw)
+                    image = decode_stamp(data(raw))
                     lo, hi = np.nanpercentile(image, [1, 99.5])
                     ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, origin="lower")
             axes[i][0].set_title(f"{r.true_class} {r.score:.2f}", fontsize=7, loc="left")
