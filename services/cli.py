@@ -36,7 +36,10 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     # The services (settings from the environment; services/<name>/cli.py).
     Command(
-        "scorer", "run the scoring service (settings from the environment)", "services.scorer.cli"
+        "scorer",
+        "run the scoring service (settings from the environment)",
+        "services.scorer.cli",
+        log_level="INFO",
     ),
     Command(
         "feedback",

@@ -388,6 +388,23 @@ def test_ahunt_help_imports_no_command_module() -> None:
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
 
 
+def test_the_services_log_at_info_and_the_demo_only_warnings() -> None:
+    from services.cli import parse_args
+
+    oracle = ["oracle", "--user", "u", "--token", "t", "--truth", "t.csv"]
+    for args in (
+        ["scorer"],
+        ["feedback"],
+        ["retrain"],
+        ["bootstrap", "--from", "x"],
+        ["up"],
+        oracle,
+    ):
+        assert parse_args(args).log_level == "INFO", args
+    assert parse_args(["demo"]).log_level == "WARNING"
+    assert parse_args(["replay", "x.avro"]).log_level is None  # prints its own lines
+
+
 def test_bench_paper_options_are_parsed_in_a_second_step() -> None:
     from services.cli import parse_args
 
