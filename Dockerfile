@@ -49,7 +49,6 @@ COPY pyproject.toml README.md ./
 COPY schemas/ schemas/
 COPY models/ models/
 COPY services/ services/
-COPY bench/ bench/
 COPY --chmod=0755 deploy/healthcheck.py /usr/local/bin/ahunt-healthcheck
 
 FROM source AS app
@@ -71,8 +70,10 @@ USER ahunt
 CMD ["scorer"]
 
 # retrain (and bootstrap, bench): torch on CPU. Last stage, so a plain `docker build .` gives it.
+# Only this image carries bench/ (`ahunt bench ...`): the serving path never imports it.
 FROM app AS training
 COPY --from=deps-training /opt/venv /opt/venv
+COPY bench/ bench/
 RUN pip install --no-deps -e /app && python -c "import torch, models.learner"
 USER ahunt
 CMD ["retrain"]

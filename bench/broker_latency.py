@@ -144,7 +144,7 @@ def measure(
     measured = [c - s for s, c in committed_at if s >= t0 + WARMUP_S]
     slow = sorted(((c - s), s - t0) for s, c in committed_at if s >= t0 + WARMUP_S)[-5:]
     return {
-        "broker": "embedded Tansu" if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else bootstrap,
+        "broker": "embedded Tansu" if not KafkaSettings().bootstrap_servers else bootstrap,
         "rate_per_s": rate,
         "seconds": seconds,
         "message_bytes": size,
@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--output-topics", type=int, default=1, help="relay over this many topics")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    bootstrap = KafkaSettings().bootstrap_servers
     with contextlib.ExitStack() as stack:
         if not bootstrap:
             bootstrap = stack.enter_context(EmbeddedKafka()).bootstrap_servers

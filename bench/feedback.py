@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("sn_ia", "agn", "artefact", "variable", "lens", "cv", "tde", "kn")
@@ -277,13 +278,13 @@ def _seed(redis_url: str, users: int, alerts: int, seed: int) -> dict[str, Any]:
     return {"users": tokens, "alerts": ids}
 
 
-def _wait_for_rewrite(client: Any) -> None:
+def _wait_for_rewrite(client: redis.Redis) -> None:
     time.sleep(0.2)
     while _info(client, "aof_rewrite_in_progress") or _info(client, "aof_rewrite_scheduled"):
         time.sleep(0.2)
 
 
-def _info(client: Any, field: str) -> int:
+def _info(client: redis.Redis, field: str) -> int:
     value = client.info("persistence").get(field, 0)
     return int(value) if isinstance(value, int | float | str) and str(value).isdigit() else 0
 
@@ -317,7 +318,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def main(args: argparse.Namespace) -> int:
-    from services.common import labels, store
+    from services.common import keys, labels, store
     from services.common.embedded import EmbeddedKafka, EmbeddedRedis, free_port
 
     with (
@@ -429,7 +430,7 @@ def main(args: argparse.Namespace) -> int:
                 "labels_missing_after_run": missing,
                 # 0: every label's event was acknowledged by the broker (the outbox is trimmed
                 # only after that).
-                "outbox_left": client.llen(store.FEEDBACK_OUTBOX),
+                "outbox_left": client.llen(keys.FEEDBACK_OUTBOX),
                 "aof_rewrite_in_progress_after": _info(client, "aof_rewrite_in_progress"),
                 "aof_base_size_mb": round(_info(client, "aof_base_size") / 2**20, 1),
                 "aof_current_size_mb": round(_info(client, "aof_current_size") / 2**20, 1),

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 
 from models.preprocess import SURVEY_PREPROCESSING, InputSpec, Preprocessing, preprocess
 
@@ -109,7 +110,7 @@ def synthetic_stamps(
     return preprocess(synthetic_raw(rng, labels, spec.height), preprocessing)
 
 
-def _write_labels(client: Any, names: list[str], stamps: np.ndarray, survey: str) -> None:
+def _write_labels(client: redis.Redis, names: list[str], stamps: np.ndarray, survey: str) -> None:
     from services.common import labels
 
     users = ("alice", "bob", "carol")
@@ -128,9 +129,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from services.common.embedded import EmbeddedRedis
     from services.common.registry import Registry
     from services.common.users import UserProfile
+    from services.retrain.app import retrain_once
     from services.retrain.bootstrap import bootstrap
     from services.retrain.dataset import Examples
-    from services.retrain.loop import retrain_once
     from services.retrain.settings import RetrainSettings
     from services.retrain.train import select_device
 
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import logging
+    from services.common import logs
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.setup()
     raise SystemExit(main())

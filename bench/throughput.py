@@ -246,19 +246,20 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     from services.common import store
     from services.common.infra import endpoints
     from services.common.kafka import Delivery, OutMessage, consumer, ensure_topics, producer
-    from services.common.settings import KafkaSettings
-    from services.common.users import Budget, UserProfile, user_topic
+    from services.common.settings import KafkaSettings, RedisSettings
+    from services.common.topics import user_topic
+    from services.common.users import Budget, UserProfile
 
     rng = np.random.default_rng(0)
     samples = _sample_alerts(a.samples)
     messages = _unique(samples, a.alerts)
     results: dict[str, Any] = {
-        "config": {k: str(v) for k, v in vars(a).items() if k not in ("func",)}
+        "config": {k: str(v) for k, v in vars(a).items() if k not in ("run", "log_level")}
     }
     kafka = KafkaSettings(topic_partitions=a.partitions)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        endpoints(kafka.bootstrap_servers, os.environ.get("REDIS_URL")) as ep,
+        endpoints(kafka.bootstrap_servers, RedisSettings().url) as ep,
     ):
         root = _model(Path(tmp), samples)
         print("stage ceilings (one core) ...", file=sys.stderr, flush=True)

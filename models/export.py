@@ -20,8 +20,8 @@ Two rules make a published model trustworthy:
   torch module on several batch sizes and refuses to publish if any output differs by more than
   the tolerance (see :func:`check_parity`). The measured difference goes into the manifest.
 
-Loading for serving is in :mod:`models.manifest` (torch-free); :func:`load_session` and
-:func:`session_uses_cuda` are re-exported here for convenience.
+Loading for serving is in :mod:`models.session` (torch-free), the directory checks in
+:mod:`models.model_dir`.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ import contextlib
 import copy
 import ctypes
 import errno
+import logging
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -46,30 +47,17 @@ from torch import nn
 
 from models.detector import REFERENCE_QUANTILE, KnnDetector
 from models.learner import AhuntLearner
-from models.manifest import (
-    INPUT_NAME,
-    MODEL_FILE,
-    OUTPUT_NAMES,
-    Manifest,
-    ModelIntegrityError,
-    load_session,
-    session_uses_cuda,
-    sha256_file,
-    utc_now_iso,
-    write_manifest,
-)
+from models.manifest import INPUT_NAME, MODEL_FILE, OUTPUT_NAMES, Manifest, utc_now_iso
+from models.model_dir import fsync_path, sha256_file, write_manifest
 from models.network import AhuntNet
 from models.preprocess import Preprocessing
 
 __all__ = [
     "DEFAULT_TOLERANCE",
     "ExportParityError",
-    "ModelIntegrityError",
     "ServedModel",
     "check_parity",
     "export_onnx",
-    "load_session",
-    "session_uses_cuda",
 ]
 
 DEFAULT_TOLERANCE = 1e-4
@@ -217,15 +205,6 @@ def _rename_noreplace(src: Path, dst: Path) -> None:
     os.rename(src, dst)
 
 
-def _fsync_path(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _parity_batches(learner: AhuntLearner, parity_inputs: np.ndarray | None) -> list[np.ndarray]:
     spec = learner.spec
     rng = np.random.default_rng(_SEED)
@@ -243,12 +222,26 @@ def _parity_batches(learner: AhuntLearner, parity_inputs: np.ndarray | None) -> 
     return [main, *extra]
 
 
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter warns about torchvision ops ("torchvision is not installed", through torch's
+    own log handler) and pytree internals (warnings): none concern this graph, and users of
+    ``ahunt demo`` or ``ahunt bootstrap`` would see them. Errors still show."""
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=FutureWarning)
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            yield
+    finally:
+        exporter_log.setLevel(level)
+
+
 def _export_graph(served: ServedModel, path: Path, example: torch.Tensor) -> None:
     batch = torch.export.Dim("batch", min=1)
-    with warnings.catch_warnings():
-        # The exporter warns about torchvision ops and pytree internals; none concern this graph.
-        warnings.simplefilter("ignore", category=FutureWarning)
-        warnings.simplefilter("ignore", category=DeprecationWarning)
+    with _quiet_exporter():
         torch.onnx.export(
             served,
             (example,),
@@ -344,7 +337,7 @@ def export_onnx(
         written = sorted(p.name for p in tmp_dir.iterdir())
         if written != [MODEL_FILE]:
             raise RuntimeError(f"the exporter wrote {written}, expected only [{MODEL_FILE!r}]")
-        _fsync_path(model_path)
+        fsync_path(model_path)
 
         diff = _run_parity(served, model_path, batches, tolerance, providers)
         model = onnx.load(str(model_path), load_external_data=False)
@@ -377,10 +370,10 @@ def export_onnx(
             onnx_opset=int(opset),
         )
         write_manifest(tmp_dir, manifest)
-        _fsync_path(tmp_dir)
+        fsync_path(tmp_dir)
         _rename_noreplace(tmp_dir, out_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
-    _fsync_path(out_dir.parent)
+    fsync_path(out_dir.parent)
     return manifest

@@ -15,7 +15,7 @@ Class index 0 is always the reserve class; ``learner.classes`` lists names in ou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,17 @@ class Prediction:
     novelty: np.ndarray
 
 
+EpochCallback = Callable[[int, int, float], None]  # (epoch, epochs, mean loss)
+
+
+def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    # Adam keeps its moments beside each parameter; "step" stays a CPU scalar by design.
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if key != "step" and isinstance(value, torch.Tensor):
+                state[key] = value.to(device)
+
+
 @dataclass(frozen=True)
 class TrainReport:
     epochs: int
@@ -165,51 +176,86 @@ class AhuntLearner:
 
     # -- training ------------------------------------------------------------------------------
 
-    def fit(self, x: np.ndarray, labels: Sequence[str], epochs: int | None = None) -> TrainReport:
-        """Train on ``x`` with class-name ``labels`` from the current weights.
+    def fit(
+        self,
+        x: np.ndarray,
+        labels: Sequence[str],
+        epochs: int | None = None,
+        *,
+        device: torch.device | None = None,
+        min_epoch_samples: int | None = None,
+        batch_size: int | None = None,
+        on_epoch: EpochCallback | None = None,
+    ) -> TrainReport:
+        """Train on ``x`` with class-name ``labels`` from the current weights: the one training
+        step of the project (the benchmark and the retrain service both call it).
 
         Unknown label names grow the head first. ``epochs`` defaults to ``pretrain_epochs`` on the
-        first call and ``finetune_epochs`` afterwards.
+        first call and ``finetune_epochs`` afterwards; ``min_epoch_samples`` and ``batch_size``
+        default to the config's. Each epoch draws from the balanced sampler, augments and
+        optimises; its mean loss goes to ``on_epoch(epoch, epochs, loss)``.
+
+        ``device`` (default CPU) is where the network runs. Sampling and augmentation stay on the
+        CPU with the learner's generator and only each batch moves, so the random choices are the
+        same on CPU and GPU; the network and optimizer come back to the CPU afterwards (the
+        detector, export and saved states are CPU-only).
         """
         if len(x) != len(labels) or len(x) == 0:
             raise ValueError(f"need as many labels as inputs (got {len(x)} and {len(labels)})")
         self._check_input(x)
         names = [normalise_class_name(n) for n in labels]
-        self.add_classes(names)
+        self.add_classes(names)  # on the CPU: the grown head is created there
         if epochs is None:
             epochs = self.config.finetune_epochs if self.counts else self.config.pretrain_epochs
+        if epochs < 1:
+            raise ValueError("epochs must be >= 1")
         targets = np.array([self.classes.index(n) for n in names], dtype=np.int64)
         self.counts = {c: int((targets == i).sum()) for i, c in enumerate(self.classes) if i}
 
         cfg = self.config
+        size = batch_size or cfg.batch_size
+        per_epoch = max(len(x), min_epoch_samples or cfg.min_epoch_samples)
         probs = torch.as_tensor(balanced_sample_weights(targets, cfg.max_oversample))
         x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
-        y_t = torch.as_tensor(targets)
-        per_epoch = max(len(x), cfg.min_epoch_samples)
+        y_t = torch.as_tensor(targets)  # stays on the CPU: see the loss below
+        device = device or torch.device("cpu")
+        devices = [device.index or 0] if device.type == "cuda" else []
         losses: list[float] = []
         steps = 0
-        self.net.train()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator)))
-            for _ in range(epochs):
-                draws = torch.multinomial(
-                    probs, per_epoch, replacement=True, generator=self._generator
-                )
-                total = 0.0
-                for start in range(0, per_epoch, cfg.batch_size):
-                    idx = draws[start : start + cfg.batch_size]
-                    batch = augment(x_t[idx], cfg.augment, self._generator)
-                    _, logits = self.net(batch)
-                    loss = classification_loss(
-                        logits, y_t[idx], cfg.loss, cfg.focal_gamma, cfg.label_smoothing
+        self.net.to(device)
+        _optimizer_to(self.optimizer, device)
+        try:
+            self.net.train()
+            with torch.random.fork_rng(devices=devices):
+                seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator))
+                torch.manual_seed(seed)  # dropout: seeds the CUDA generators too
+                for epoch in range(1, epochs + 1):
+                    draws = torch.multinomial(
+                        probs, per_epoch, replacement=True, generator=self._generator
                     )
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
-                    total += float(loss.detach()) * len(idx)
-                    steps += 1
-                losses.append(total / per_epoch)
-        self.net.eval()
+                    total = 0.0
+                    for start in range(0, per_epoch, size):
+                        idx = draws[start : start + size]
+                        batch = augment(x_t[idx], cfg.augment, self._generator)
+                        _, logits = self.net(batch.to(device, non_blocking=True))
+                        # The loss runs on the CPU: models.losses builds its smoothed targets
+                        # there, and (batch, K+1) logits are a tiny copy; autograd carries the
+                        # gradient back to the device.
+                        loss = classification_loss(
+                            logits.cpu(), y_t[idx], cfg.loss, cfg.focal_gamma, cfg.label_smoothing
+                        )
+                        self.optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        self.optimizer.step()
+                        total += float(loss.detach()) * len(idx)
+                        steps += 1
+                    losses.append(total / per_epoch)
+                    if on_epoch is not None:
+                        on_epoch(epoch, epochs, losses[-1])
+        finally:
+            self.net.to("cpu")
+            _optimizer_to(self.optimizer, torch.device("cpu"))
+            self.net.eval()
         return TrainReport(epochs, steps, tuple(losses), dict(self.counts))
 
     def fit_detector(self, x: np.ndarray) -> None:

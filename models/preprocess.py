@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
@@ -472,6 +472,23 @@ def preprocess(x: np.ndarray, config: Preprocessing, valid: np.ndarray | None = 
             out = _robust(pixels.reshape(rows), mask.reshape(rows), config, lattice)
         out = out.reshape(n, c, h, w)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def prepare(
+    cutouts: Iterable[Sequence[np.ndarray | None]], spec: InputSpec, config: Preprocessing
+) -> np.ndarray:
+    """Alert cutouts as decoded -> network input: the first ``spec.channels`` cutouts of each
+    alert, assembled to the spec's size (stamps cut at a CCD edge are padded and masked) and
+    preprocessed. The one stamp preparation of training and serving: the scorer, the bootstrap
+    and the demo's baseline all call it, so what a model learns from is what it later scores.
+
+    >>> x = prepare([[np.ones((4, 4)), np.zeros((4, 4)), None]], InputSpec(2, 4, 4),
+    ...             Preprocessing("identity"))
+    >>> x.shape, float(x[0, 0].max())
+    ((1, 2, 4, 4), 1.0)
+    """
+    raw, valid = assemble([item[: spec.channels] for item in cutouts], spec)
+    return preprocess(raw, config, valid)
 
 
 # Survey stamps: median and MAD from the pixels with (row + col) % 4 == 0 (~1,000 of 3,969; the

@@ -1,23 +1,167 @@
-"""The `ahunt` command: one entry point, one sub-command per service or tool."""
+"""The `ahunt` command: one entry point, one sub-command per service or tool.
+
+A sub-command is a :class:`Command`: its name, its help line and the module that implements it
+(``add_arguments(parser)`` and ``main(args) -> exit status``, or the functions it names). The
+module is imported only when its sub-command is parsed, so ``ahunt --help`` imports none of them
+and ``ahunt scorer`` imports the scorer alone: a serving install without torch runs every command
+that does not need it, and says what is missing for the others.
+
+Benchmarks are not part of the services: ``bench/commands.py`` registers them (``EXTENSIONS``),
+and only when that package is installed (the serving image ships no ``bench/``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-# Sub-commands that live beside their service: each module has ``COMMANDS``, a dict of
-# name -> (help, add_arguments(parser), main(args) -> exit status). Imported lazily at parse time
-# so that a serving install without torch can still run the commands that do not need it.
-COMMAND_MODULES: tuple[str, ...] = (
-    "services.common.registry_cli",
-    "services.retrain.cli",
-    "services.feedback.cli",
-    "services.simulator.cli",
-    "services.stack",
-    "services.demo.oracle",
-    "services.demo.run",
+
+@dataclass(frozen=True)
+class Command:
+    """A sub-command whose ``module`` is imported when the sub-command is parsed."""
+
+    name: str
+    help: str
+    module: str
+    add_arguments: str = "add_arguments"
+    main: str = "main"  # "" for a group whose own sub-commands set what runs
+    # Logging of the process (services.common.logs.setup); None: Python's default (warnings).
+    log_level: str | None = None
+
+
+COMMANDS: tuple[Command, ...] = (
+    # The services (settings from the environment; services/<name>/cli.py).
+    Command(
+        "scorer",
+        "run the scoring service (settings from the environment)",
+        "services.scorer.cli",
+        log_level="INFO",
+    ),
+    Command(
+        "feedback",
+        "run the feedback API (settings from the environment)",
+        "services.feedback.cli",
+        log_level="INFO",
+    ),
+    Command(
+        "retrain",
+        "fine-tune on new labels, gate and publish (a loop, or once with --now)",
+        "services.retrain.cli",
+        log_level="INFO",
+    ),
+    # Operating them.
+    Command(
+        "bootstrap",
+        "train, publish and promote a survey's first model from alert packets",
+        "services.retrain.cli",
+        "add_bootstrap_arguments",
+        "bootstrap_main",
+        log_level="INFO",
+    ),
+    Command(
+        "models",
+        "the model registry: list, show, publish, promote, rollback",
+        "services.common.registry.cli",
+    ),
+    Command(
+        "users",
+        "feedback API users and their tokens (needs REDIS_URL)",
+        "services.feedback.cli",
+        "add_users_arguments",
+        "users_main",
+    ),
+    # Tools (services/tools/): alerts in and out, the stack on one machine, the demo.
+    Command("decode", "decode alert packets, one JSON line per record", "services.decode_cli"),
+    Command("replay", "publish alert files to Kafka", "services.tools.replay"),
+    Command("subscribe", "read a user's alert topic", "services.tools.subscribe"),
+    Command("kafka", "run the embedded Kafka-protocol broker", "services.tools.kafka"),
+    Command(
+        "up",
+        "run the whole stack on this machine (embedded defaults)",
+        "services.tools.stack",
+        log_level="INFO",
+    ),
+    Command(
+        "simulate",
+        "write a simulated ZTF survey: Avro alerts, truth.csv, broken packets",
+        "services.tools.simulator.cli",
+    ),
+    Command(
+        "demo",
+        "the whole product live: simulate, score, label, retrain",
+        "services.tools.demo.cli",
+        log_level="WARNING",
+    ),
+    Command(
+        "oracle",
+        "play a user: label your topic's alerts from a truth file",
+        "services.tools.demo.oracle",
+        log_level="INFO",
+    ),
 )
+# Packages that add commands of their own (a module with a ``COMMANDS`` tuple), when installed.
+EXTENSIONS: tuple[str, ...] = ("bench.commands",)
+
+
+class LazyParser(argparse.ArgumentParser):
+    """A sub-command's parser that imports its module and adds its arguments on first use
+    (parsing or help), so building the whole ``ahunt`` parser imports nothing."""
+
+    def __init__(self, *args: Any, command: Command | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self._command = command
+
+    def _load(self) -> None:
+        command, self._command = self._command, None
+        if command is None:
+            return
+        try:
+            module = importlib.import_module(command.module)
+        except ImportError as exc:  # e.g. the serving image has no torch: say so when used
+            missing = exc.name or str(exc)
+            self.exit(2, f"{self.prog}: needs {missing}, which is not installed ({exc})\n")
+        getattr(module, command.add_arguments)(self)
+        if command.main:
+            self.set_defaults(run=getattr(module, command.main), log_level=command.log_level)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._load()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._load()
+        return super().format_help()
+
+
+def add_commands(
+    parser: argparse.ArgumentParser, commands: Iterable[Command], dest: str = "command"
+) -> argparse._SubParsersAction[LazyParser]:
+    """Register ``commands`` as lazily loaded sub-commands of ``parser``."""
+    subparsers = parser.add_subparsers(dest=dest, required=True, parser_class=LazyParser)
+    for command in commands:
+        subparsers.add_parser(command.name, help=command.help, command=command)
+    return subparsers
+
+
+def extension_commands() -> list[Command]:
+    """The commands of the :data:`EXTENSIONS` whose package is installed."""
+    found: list[Command] = []
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name not in (name, name.split(".", 1)[0]):  # there, but broken: say so
+                raise
+            continue
+        found.extend(module.COMMANDS)
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,139 +169,28 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ahunt",
         description="ahunt-broker: personalised anomaly detection for astronomical alert streams",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    bench = commands.add_parser("bench", help="benchmarks")
-    benches = bench.add_subparsers(dest="bench", required=True)
-    # Its options come from the learning code (losses, augmentations, methods), which needs torch
-    # and scikit-learn: parsed in a second step so that no other command pays for those imports.
-    benches.add_parser(
-        "paper", help="reproduce the AHUNT paper's protocol on digits or MNIST", add_help=False
-    ).set_defaults(deferred=_parse_paper)
-
-    throughput = benches.add_parser(
-        "throughput",
-        help="the scorer through a real broker, with stage ceilings",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    from bench.throughput import add_arguments as throughput_arguments
-
-    throughput_arguments(throughput)
-
-    from services.decode_cli import add_arguments as decode_arguments
-
-    decode = commands.add_parser("decode", help="decode alert packets, one JSON line per record")
-    decode_arguments(decode)
-
-    kafka = commands.add_parser("kafka", help="run the embedded Kafka-protocol broker")
-    kafka.add_argument("--port", type=int, default=9092)
-    kafka.add_argument("--host", default="127.0.0.1")
-
-    commands.add_parser("scorer", help="run the scoring service (settings from the environment)")
-
-    from services.clients import add_replay_arguments, add_subscribe_arguments
-
-    add_replay_arguments(commands.add_parser("replay", help="publish alert files to Kafka"))
-    add_subscribe_arguments(commands.add_parser("subscribe", help="read a user's alert topic"))
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:  # e.g. the serving image has no torch: say so when used
-            name = module_name.rsplit(".", 2)[-2 if module_name.endswith(".cli") else -1]
-            sub = commands.add_parser(name, help=f"(unavailable: {exc.name} not installed)")
-            sub.set_defaults(unavailable=f"needs {exc.name} ({exc})")
-            continue
-        for name, (help_text, add_arguments, run) in module.COMMANDS.items():
-            sub = commands.add_parser(
-                name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-            )
-            add_arguments(sub)
-            sub.set_defaults(run=run)
+    add_commands(parser, [*COMMANDS, *extension_commands()])
     return parser
 
 
-def run_kafka(host: str, port: int) -> int:
-    """The embedded broker in the foreground until Ctrl-C or SIGTERM."""
-    import signal
-    import threading
-
-    from services.common.embedded import EmbeddedKafka
-
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with EmbeddedKafka(port=port, host=host) as broker:
-        print(
-            f"Kafka-protocol broker (Tansu, memory storage) at {broker.bootstrap_servers}; "
-            "Ctrl-C stops it",
-            flush=True,
-        )
-        try:
-            while not done.wait(0.5) and broker.process and broker.process.poll() is None:
-                pass
-        except KeyboardInterrupt:
-            pass
-    return 0
-
-
-def _parse_paper(rest: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="ahunt bench paper",
-        description="reproduce the AHUNT paper's protocol on digits or MNIST",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    try:  # the serving install (scorer, feedback) has no torch: keep the command, explain it
-        from bench.paper.cli import add_arguments
-    except ImportError as exc:
-        raise SystemExit(f"ahunt bench paper: needs the train and bench extras ({exc})") from exc
-    add_arguments(parser)
-    return parser.parse_args(rest, argparse.Namespace(command="bench", bench="paper"))
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    deferred = getattr(args, "deferred", None)
-    if deferred is not None:
-        return deferred(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    return args
+    return build_parser().parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if getattr(args, "unavailable", None):
-        raise SystemExit(f"ahunt {args.command}: {args.unavailable}")
-    if getattr(args, "run", None) is not None:
-        return int(args.run(args))
-    if args.command == "bench" and args.bench == "paper":
-        from bench.paper.cli import main as paper_main
+    level = getattr(args, "log_level", None)
+    if level is not None:
+        from services.common import logs
 
-        return paper_main(args)
-    if args.command == "bench" and args.bench == "throughput":
-        from bench.throughput import main as throughput_main
+        logs.setup(level)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return int(run(args))
 
-        return throughput_main(args)
-    if args.command == "decode":
-        from services.decode_cli import main as decode_main
 
-        return decode_main(args)
-    if args.command in ("replay", "subscribe"):
-        from services import clients
-
-        return int(getattr(clients, args.command)(args))
-    if args.command == "kafka":
-        return run_kafka(args.host, args.port)
-    if args.command == "scorer":
-        import logging
-
-        from services.scorer.__main__ import run
-
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-        )
-        return run()
-    raise AssertionError(f"unhandled command {args.command}")
+def run_command(name: str) -> int:
+    """``python -m services.<name>``: the same as ``ahunt <name> ARGS``."""
+    return main([name, *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,6 @@ from services.common import model_store, store
 from services.common.alerts import Alert, decode_message
 from services.common.embedded import EmbeddedKafka, EmbeddedRedis
 from services.common.kafka import ensure_topics
-from services.common.metrics import ScorerMetrics
 from services.common.replay import messages_from_files
 from services.common.settings import KafkaSettings
 from tests.samples import sample_files
@@ -103,14 +101,3 @@ def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
     client.flushall()
     yield client
     client.close()
-
-
-def shared_scorer_metrics() -> ScorerMetrics:
-    """Prometheus metrics are process-global: reuse an instance another test module made."""
-    for module in list(sys.modules.values()):
-        found = getattr(module, "METRICS", None)
-        if isinstance(found, ScorerMetrics):
-            return found
-    metrics = ScorerMetrics()
-    sys.modules[__name__].METRICS = metrics  # type: ignore[attr-defined]
-    return metrics

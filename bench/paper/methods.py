@@ -1,65 +1,17 @@
-"""The methods compared by the paper benchmark, behind one small interface.
-
-Each night the protocol calls ``rank(pool_x)`` (scores, higher = more interesting), then
-``ask(ids, asked, q)`` (which objects to show the Oracle, never one in ``asked``), then ``learn``
-with the Oracle's answers, then ``score(test_x)`` for the held-out metrics.
-"""
+"""The methods compared by the paper benchmark (AHUNT and isolation forests) and the registry of
+every method by name, peers included; the interface they share is ``protocol.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
+from bench.paper.protocol import Answer, LabelledSet, Method, MethodContext, top_unasked
 from models.interest import Interest, answer, exploration_scores, weight_vector
-from models.learner import AhuntLearner, LearnerConfig
-from models.preprocess import InputSpec
-from models.questions import StrategyMix, select_questions
-
-
-@dataclass(frozen=True)
-class Answer:
-    object_id: int
-    label: str
-    interesting: bool | None
-
-
-@dataclass(frozen=True)
-class MethodContext:
-    spec: InputSpec
-    learner_config: LearnerConfig
-    strategy: StrategyMix
-    novelty_mix: float
-    reserve_share: float
-    seed: int
-
-
-class Method(Protocol):
-    def start(self, boot_x: np.ndarray, boot_labels: Sequence[str]) -> None: ...
-    def rank(self, pool_x: np.ndarray) -> np.ndarray: ...
-    def ask(self, ids: np.ndarray, asked: set[int], q: int) -> list[int]: ...
-    def learn(self, x: np.ndarray, answers: Sequence[Answer]) -> None: ...
-    def score(self, x: np.ndarray) -> np.ndarray: ...
-
-
-def _top_unasked(ids: np.ndarray, scores: np.ndarray, asked: set[int], q: int) -> list[int]:
-    order = np.lexsort((ids, -scores))  # highest score first, ties by id
-    return [int(ids[i]) for i in order if int(ids[i]) not in asked][:q]
-
-
-class LabelledSet:
-    """Bootstrap plus every answered object: what the CNN methods train on."""
-
-    def __init__(self, x: np.ndarray, labels: Sequence[str]) -> None:
-        self.x = x
-        self.labels = list(labels)
-
-    def add(self, x: np.ndarray, labels: Sequence[str]) -> None:
-        self.x = np.concatenate([self.x, x])
-        self.labels += list(labels)
+from models.learner import AhuntLearner
+from models.questions import select_questions
 
 
 class Ahunt:
@@ -174,7 +126,7 @@ class ForestOnFeatures:
 
     def ask(self, ids: np.ndarray, asked: set[int], q: int) -> list[int]:
         assert self._pool_scores is not None, "rank() first"
-        return _top_unasked(ids, self._pool_scores, asked, q)
+        return top_unasked(ids, self._pool_scores, asked, q)
 
     def learn(self, x: np.ndarray, answers: Sequence[Answer]) -> None:
         if self.features == "dynamic" and self.learner is not None:
@@ -193,7 +145,8 @@ class ForestOnFeatures:
 def _peer(
     model: str, features: str, use_bootstrap: bool = False
 ) -> Callable[[MethodContext], Method]:
-    """A coniferest peer (bench/paper/peers.py), imported on use: coniferest is optional."""
+    """A coniferest peer (bench/paper/peers.py), imported on use: coniferest is optional (the
+    one place this registry reaches into peers.py; peers.py imports protocol.py only)."""
 
     def make(ctx: MethodContext) -> Method:
         from bench.paper.peers import ConiferestPeer

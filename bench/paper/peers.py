@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bench.paper.methods import Answer, LabelledSet, MethodContext, _top_unasked
+from bench.paper.protocol import Answer, LabelledSet, MethodContext, top_unasked
 from models.learner import AhuntLearner
 
 Model = Literal["aad", "pine"]
@@ -122,7 +122,7 @@ class ConiferestPeer:
 
     def ask(self, ids: np.ndarray, asked: set[int], q: int) -> list[int]:
         assert self._pool_scores is not None, "rank() first"
-        return _top_unasked(ids, self._pool_scores, asked, q)
+        return top_unasked(ids, self._pool_scores, asked, q)
 
     def learn(self, x: np.ndarray, answers: Sequence[Answer]) -> None:
         if not answers:

@@ -1,1 +1,3 @@
-"""Code shared by every service: pure alert decoding now, settings and I/O helpers later."""
+"""What every service shares (docs/ARCHITECTURE.md): settings, logging, the Kafka loop, topic
+and Redis key names, alert decoding, Redis stores, the model registry, metrics, embedded servers.
+Nothing here imports a service."""

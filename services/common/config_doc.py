@@ -26,7 +26,8 @@ from pydantic_settings import BaseSettings
 # (module, class) of every settings class a service reads, in the order the doc lists them.
 SETTINGS_CLASSES: tuple[tuple[str, str], ...] = (
     ("services.common.settings", "KafkaSettings"),
-    ("services.scorer.settings", "RedisSettings"),
+    ("services.common.settings", "RedisSettings"),
+    ("services.common.settings", "EmbeddedSettings"),
     ("services.scorer.settings", "ScorerSettings"),
     ("services.feedback.settings", "FeedbackSettings"),
     ("services.retrain.settings", "RetrainSettings"),

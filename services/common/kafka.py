@@ -22,10 +22,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from services.common.settings import KafkaSettings
+from services.common.topics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
-
-DLQ_TOPIC = "ahunt.dlq"
 
 
 class DeliveryError(RuntimeError):
@@ -64,7 +63,7 @@ class DeadLetter:
             "original": (m.value() or b"").hex(),
         }
         return OutMessage(
-            DLQ_TOPIC,
+            DEAD_LETTERS,
             json.dumps(body).encode(),
             key=m.key(),
             headers=(
@@ -135,6 +134,20 @@ def ensure_topics(
                 raise
 
 
+def partition_lags(
+    c: Consumer, partitions: Sequence[TopicPartition], timeout_s: float = 10.0
+) -> list[tuple[TopicPartition, int]]:
+    """Each partition's lag for ``c``'s group: high watermark minus committed offset (no commit
+    yet counts from 0), never negative (some brokers report odd watermarks)."""
+    lags = []
+    for tp in c.committed(list(partitions), timeout=timeout_s):
+        _low, high = c.get_watermark_offsets(
+            TopicPartition(tp.topic, tp.partition), timeout=timeout_s, cached=False
+        )
+        lags.append((tp, max(0, high - max(tp.offset, 0))))
+    return lags
+
+
 def group_backlog(settings: KafkaSettings, bootstrap: str, group: str, topic: str) -> int:
     """Messages of ``topic`` that ``group`` has not committed yet (without joining the group)."""
     c = consumer(settings, bootstrap, group)
@@ -143,11 +156,7 @@ def group_backlog(settings: KafkaSettings, bootstrap: str, group: str, topic: st
         if metadata is None or metadata.error is not None:
             return 0
         parts = [TopicPartition(topic, p) for p in metadata.partitions]
-        backlog = 0
-        for tp in c.committed(parts, timeout=10):
-            _low, high = c.get_watermark_offsets(tp, timeout=10, cached=False)
-            backlog += max(0, high - max(tp.offset, 0))
-        return backlog
+        return sum(lag for _tp, lag in partition_lags(c, parts))
     finally:
         c.close()
 
@@ -196,6 +205,20 @@ def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
     return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
 
 
+def poll_batch(c: Consumer, max_messages: int, timeout_s: float) -> list[Message]:
+    """Up to ``max_messages`` messages, or none after ``timeout_s``. Partition-end events are
+    dropped; any other error raises: broker and client errors are infrastructure, so the process
+    crashes and replays from its last commit instead of skipping what it could not read."""
+    good: list[Message] = []
+    for m in c.consume(max_messages, timeout_s):
+        err = m.error()
+        if err is None:
+            good.append(m)
+        elif err.code() != KafkaError._PARTITION_EOF:
+            raise KafkaException(err)
+    return good
+
+
 Handler = Callable[[Sequence[Message]], tuple[list[OutMessage], list[DeadLetter]]]
 
 
@@ -233,35 +256,24 @@ class ConsumerLoop:
 
     def step(self) -> bool:
         """Process one batch; returns False if nothing arrived."""
-        messages = self.consumer.consume(self.batch_size, self.poll_timeout_s)
-        if not messages:
+        good = poll_batch(self.consumer, self.batch_size, self.poll_timeout_s)
+        if not good:
             return False
         started = time.perf_counter()
-        good: list[Message] = []
-        for m in messages:
-            err = m.error()
-            if err is None:
-                good.append(m)
-            elif err.code() == KafkaError._PARTITION_EOF:
-                continue
-            else:
-                # Broker/client errors are infrastructure: crash and replay, never skip.
-                raise KafkaException(err)
-        if good:
-            outputs, dead = self.handler(good)
-            handled = time.perf_counter()
-            version = self.model_version()
-            self.delivery.send([*outputs, *(d.envelope(self.service, version) for d in dead)])
-            delivered = time.perf_counter()
-            self._delivered_batches += 1
-            if self.crash_after_batches and self._delivered_batches >= self.crash_after_batches:
-                os._exit(75)
-            self.consumer.commit(offsets=next_offsets(good), asynchronous=False)
-            if self.on_committed is not None:
-                self.on_committed(good)
-            if self.on_stage is not None:
-                self.on_stage("produce", delivered - handled)
-                self.on_stage("commit", time.perf_counter() - delivered)
+        outputs, dead = self.handler(good)
+        handled = time.perf_counter()
+        version = self.model_version()
+        self.delivery.send([*outputs, *(d.envelope(self.service, version) for d in dead)])
+        delivered = time.perf_counter()
+        self._delivered_batches += 1
+        if self.crash_after_batches and self._delivered_batches >= self.crash_after_batches:
+            os._exit(75)
+        self.consumer.commit(offsets=next_offsets(good), asynchronous=False)
+        if self.on_committed is not None:
+            self.on_committed(good)
+        if self.on_stage is not None:
+            self.on_stage("produce", delivered - handled)
+            self.on_stage("commit", time.perf_counter() - delivered)
         if self.on_batch is not None:
             self.on_batch(len(good), time.perf_counter() - started)
         return True

@@ -1,12 +1,12 @@
-"""Durable labels: the one Redis layout the feedback API writes and the retrain service reads.
+"""Durable labels: the one Redis layout the feedback API writes and the retrain service reads
+(key names: ``services.common.keys``).
 
-- ``ahunt:labels:<user>``   hash alert_id -> :class:`LabelRecord` JSON (one label per user and
-                            alert: posting again replaces it, so re-labelling is idempotent)
-- ``ahunt:train:<alert_id>`` hash: ``stamp`` (preprocessed float32 .npy bytes) and ``meta`` JSON,
-                            copied out of the scorer's TTL cache when the first label arrives;
-                            no TTL: this is the permanent training set
-- ``ahunt:labels:revision`` counter, incremented by every label write or undo; the retrain loop
-                            compares it with the revision its last model was trained at
+- per user, a hash alert_id -> :class:`LabelRecord` JSON (one label per user and alert: posting
+  again replaces it, so re-labelling is idempotent);
+- per alert, the training stamp (preprocessed float32 .npy bytes) and its ``meta`` JSON, copied
+  out of the scorer's TTL cache when the first label arrives; no TTL: the permanent training set;
+- the label revision, incremented by every label write or undo; the retrain loop compares it
+  with the revision its last model was trained at.
 
 A write is one MULTI/EXEC transaction, so the label, its stamp and the revision appear together
 or not at all; with ``appendfsync always`` Redis answers EXEC only after the AOF is fsynced, which
@@ -23,24 +23,23 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.taxonomy import normalise_class_name
-from services.common.store import stamp_bytes, stamp_from_bytes
+from services.common import keys
+from services.common.values import data, stamp_bytes, stamp_from_bytes
 
-REVISION = "ahunt:labels:revision"
+if TYPE_CHECKING:  # types only: the label rules run without a Redis client library
+    import redis
+    import redis.asyncio.client
+
+    # A transaction the label commands are queued on: synchronous, or the feedback API's asyncio.
+    Pipeline = redis.client.Pipeline | redis.asyncio.client.Pipeline
+
 MAX_COMMENT = 2_000
-
-
-def labels_key(user: str) -> str:
-    return f"ahunt:labels:{user}"
-
-
-def train_key(alert_id: str) -> str:
-    return f"ahunt:train:{alert_id}"
 
 
 class LabelRecord(BaseModel):
@@ -64,19 +63,19 @@ class LabelRecord(BaseModel):
 
 
 def write_label(
-    client: Any, record: LabelRecord, stamp: np.ndarray | bytes, meta: dict[str, Any]
+    client: redis.Redis, record: LabelRecord, stamp: np.ndarray | bytes, meta: dict[str, Any]
 ) -> int:
     """Store ``record`` and its training stamp atomically; returns the new label revision."""
     data = stamp if isinstance(stamp, bytes) else stamp_bytes(stamp)
     pipe = client.pipeline(transaction=True)
-    pipe.hset(labels_key(record.user), record.alert_id, record.model_dump_json())
-    pipe.hset(train_key(record.alert_id), mapping={"stamp": data, "meta": json.dumps(meta)})
-    pipe.incr(REVISION)
+    pipe.hset(keys.labels_key(record.user), record.alert_id, record.model_dump_json())
+    pipe.hset(keys.train_key(record.alert_id), mapping={"stamp": data, "meta": json.dumps(meta)})
+    pipe.incr(keys.LABELS_REVISION)
     return int(pipe.execute()[-1])
 
 
 def queue_write_label(
-    pipe: Any, record: LabelRecord, stamp: np.ndarray | bytes | None, meta: dict[str, Any]
+    pipe: Pipeline, record: LabelRecord, stamp: np.ndarray | bytes | None, meta: dict[str, Any]
 ) -> None:
     """Queue :func:`write_label`'s commands on the caller's MULTI/EXEC pipeline (sync or asyncio),
     so other writes (the feedback event outbox, the profile) commit in the same transaction.
@@ -85,59 +84,78 @@ def queue_write_label(
     (only when ``stamp`` is given: ``None`` keeps the stamp already in the training set), INCR of
     the revision.
     """
-    pipe.hset(labels_key(record.user), record.alert_id, record.model_dump_json())
+    pipe.hset(keys.labels_key(record.user), record.alert_id, record.model_dump_json())
     if stamp is not None:
         data = stamp if isinstance(stamp, bytes) else stamp_bytes(stamp)
-        pipe.hset(train_key(record.alert_id), mapping={"stamp": data, "meta": json.dumps(meta)})
-    pipe.incr(REVISION)
+        pipe.hset(
+            keys.train_key(record.alert_id), mapping={"stamp": data, "meta": json.dumps(meta)}
+        )
+    pipe.incr(keys.LABELS_REVISION)
 
 
-def queue_delete_label(pipe: Any, user: str, alert_id: str) -> None:
+def queue_delete_label(pipe: Pipeline, user: str, alert_id: str) -> None:
     """Queue :func:`delete_label`'s commands on the caller's transaction (replies: HDEL, INCR)."""
-    pipe.hdel(labels_key(user), alert_id)
-    pipe.incr(REVISION)
+    pipe.hdel(keys.labels_key(user), alert_id)
+    pipe.incr(keys.LABELS_REVISION)
 
 
-def delete_label(client: Any, user: str, alert_id: str) -> bool:
+def delete_label(client: redis.Redis, user: str, alert_id: str) -> bool:
     """Undo a user's label. The training stamp stays (other users may have labelled it)."""
     pipe = client.pipeline(transaction=True)
-    pipe.hdel(labels_key(user), alert_id)
-    pipe.incr(REVISION)
+    pipe.hdel(keys.labels_key(user), alert_id)
+    pipe.incr(keys.LABELS_REVISION)
     removed, _ = pipe.execute()
     return bool(removed)
 
 
-def get_label(client: Any, user: str, alert_id: str) -> LabelRecord | None:
-    raw = client.hget(labels_key(user), alert_id)
+def get_label(client: redis.Redis, user: str, alert_id: str) -> LabelRecord | None:
+    raw = client.hget(keys.labels_key(user), alert_id)
     return None if raw is None else LabelRecord.model_validate_json(raw)
 
 
-def user_labels(client: Any, user: str) -> list[LabelRecord]:
-    """A user's labels, oldest first."""
-    raw: dict[bytes, bytes] = client.hgetall(labels_key(user))
-    records = (LabelRecord.model_validate_json(v) for v in raw.values())
+def parse_labels(stored: Iterable[bytes | str]) -> list[LabelRecord]:
+    """Stored label JSON -> records, oldest first (ties by alert id): the one order every reader,
+    synchronous or asyncio, gets.
+
+    >>> a = LabelRecord(user="u", alert_id="2", label="x", labelled_at=5).model_dump_json()
+    >>> b = LabelRecord(user="u", alert_id="1", label="x", labelled_at=9).model_dump_json()
+    >>> [r.alert_id for r in parse_labels([b, a])]
+    ['2', '1']
+    """
+    records = (LabelRecord.model_validate_json(v) for v in stored)
     return sorted(records, key=lambda r: (r.labelled_at, r.alert_id))
 
 
-def all_labels(client: Any) -> list[LabelRecord]:
-    """Every user's labels (users found by key scan, so labels of a removed user still count)."""
+# Every user's label hash; scan with _type="hash": the revision counter's key matches too.
+LABEL_KEYS = keys.labels_key("*")
+
+
+def user_labels(client: redis.Redis, user: str) -> list[LabelRecord]:
+    """A user's labels, oldest first."""
+    return parse_labels(client.hgetall(keys.labels_key(user)).values())
+
+
+def all_labels(client: redis.Redis) -> list[LabelRecord]:
+    """Every user's labels, user by user, each oldest first (users found by key scan, so labels
+    of a removed user still count)."""
     out: list[LabelRecord] = []
-    # Hashes only: ``ahunt:labels:revision`` (a counter) matches the pattern too.
-    for key in client.scan_iter(match=labels_key("*"), count=1000, _type="hash"):
-        user = key.decode().split(":", 2)[2]
-        out.extend(user_labels(client, user))
+    for key in client.scan_iter(match=LABEL_KEYS, count=1000, _type="hash"):
+        out.extend(parse_labels(client.hgetall(key).values()))
     return out
 
 
-def revision(client: Any) -> int:
-    return int(client.get(REVISION) or 0)
+def revision(client: redis.Redis) -> int:
+    return int(client.get(keys.LABELS_REVISION) or 0)
 
 
-def training_example(client: Any, alert_id: str) -> tuple[np.ndarray, dict[str, Any]] | None:
-    raw = client.hmget(train_key(alert_id), ["stamp", "meta"])
-    if raw[0] is None:
+def training_example(
+    client: redis.Redis, alert_id: str
+) -> tuple[np.ndarray, dict[str, Any]] | None:
+    stamp, meta = client.hmget(keys.train_key(alert_id), ["stamp", "meta"])
+    stored = data(stamp)
+    if stored is None:
         return None
-    return stamp_from_bytes(raw[0]), json.loads(raw[1] or b"{}")
+    return stamp_from_bytes(stored), json.loads(meta or b"{}")
 
 
 def resolve_training_labels(records: Iterable[LabelRecord]) -> dict[str, str]:

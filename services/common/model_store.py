@@ -8,8 +8,9 @@ all share.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from models.model_dir import atomic_write_text
 
 POINTER = "CURRENT"
 
@@ -33,13 +34,7 @@ def promote(root: Path, survey: str, version: str) -> None:
     target = version_dir(root, survey, version)
     if not (target / "manifest.json").exists():
         raise FileNotFoundError(f"no exported model at {target}")
-    pointer = root / survey / POINTER
-    tmp = pointer.with_name(f".{POINTER}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(version + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, pointer)
+    atomic_write_text(root / survey / POINTER, version + "\n")
 
 
 def surveys(root: Path) -> list[str]:

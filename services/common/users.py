@@ -1,31 +1,18 @@
 """A user's profile: interest, question strategy, budget and filters, as validated data.
 
 The feedback API writes profiles, the scorer reads them; both use this one model, and the topic a
-user subscribes to comes from :func:`user_topic` only.
+user subscribes to comes from :func:`services.common.topics.user_topic` only.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.interest import Interest
 from models.questions import STRATEGIES, StrategyMix
-
-USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-
-
-def user_topic(user: str) -> str:
-    """The Kafka topic of a user's chosen alerts.
-
-    >>> user_topic("alice")
-    'ahunt.user.alice'
-    """
-    if not USER_NAME.match(user):
-        raise ValueError(f"invalid user name {user!r}: lower-case letters, digits, '_', '.', '-'")
-    return f"ahunt.user.{user}"
+from services.common.topics import user_topic
 
 
 class Frozen(BaseModel):

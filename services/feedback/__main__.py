@@ -1,13 +1,8 @@
-"""``python -m services.feedback``: the same as ``ahunt feedback``, without loading the other
-sub-commands (the training and benchmark ones import torch)."""
+"""``python -m services.feedback``: the same as ``ahunt feedback``."""
 
 from __future__ import annotations
 
-import argparse
-
-from services.feedback.cli import add_feedback_arguments, run_feedback
+from services.cli import run_command
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m services.feedback")
-    add_feedback_arguments(parser)
-    raise SystemExit(run_feedback(parser.parse_args()))
+    raise SystemExit(run_command("feedback"))

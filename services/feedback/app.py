@@ -18,12 +18,13 @@ from confluent_kafka import Producer
 from fastapi import FastAPI, Request, status
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from services.common import store
+from services.common import keys
 from services.common.kafka import Delivery
 from services.feedback import storage
 from services.feedback.auth import SCHEME, TokenCache
@@ -58,7 +59,7 @@ def create_app(
 ) -> FastAPI:
     """The API over ``redis`` (asyncio client) and ``producer`` (``None``: events stay in the
     outbox). ``metrics`` defaults to a fresh registry of this app's own."""
-    metrics = metrics or FeedbackMetrics()
+    metrics = metrics or FeedbackMetrics(CollectorRegistry())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -134,7 +135,7 @@ async def _check_durability(
     """Labels are acknowledged as durable: say so loudly (or refuse) if Redis is not."""
     try:
         durable, how = await storage.redis_durability(redis)
-        metrics.users.set(await redis.hlen(store.USERS))
+        metrics.users.set(await redis.hlen(keys.USERS))
     except RedisError as exc:
         if settings.require_durable_redis:
             raise RuntimeError(f"cannot check Redis durability: {exc}") from exc

@@ -19,8 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
-Queue = Callable[[Any], None]  # queues commands on a pipeline
+# Queues commands on a pipeline (what a queued command returns is not awaited: ignored).
+Queue = Callable[[Pipeline], object]
 
 
 class _Lane:

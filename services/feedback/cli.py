@@ -1,17 +1,15 @@
-"""``ahunt feedback`` (the API), ``ahunt users add|list|revoke`` (identity) and
-``ahunt feedback-bench`` (its benchmark): sub-commands registered in ``services.cli``."""
+"""``ahunt feedback`` (the API) and ``ahunt users add|list|revoke`` (identity), registered in
+``services.cli``."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-from collections.abc import Callable
-from typing import Any
 
+from services.common.settings import RedisSettings
 from services.feedback.settings import FeedbackSettings
 
 
-def add_feedback_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=None, help="overrides AHUNT_FEEDBACK_HOST (127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="overrides AHUNT_FEEDBACK_PORT (8080)")
     p.add_argument("--workers", type=int, default=None, help="overrides AHUNT_FEEDBACK_WORKERS")
@@ -25,10 +23,9 @@ def add_feedback_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run_feedback(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     from services.feedback.serve import run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     overrides = {k: getattr(args, k) for k in ("host", "port", "workers")}
     settings = FeedbackSettings(**{k: v for k, v in overrides.items() if v is not None})
     try:
@@ -54,11 +51,11 @@ def add_users_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run_users(args: argparse.Namespace) -> int:
+def users_main(args: argparse.Namespace) -> int:
     from services.common import store
     from services.feedback import tokens
 
-    url = FeedbackSettings().redis_url
+    url = RedisSettings().url
     if not url:
         raise SystemExit("set REDIS_URL to the feedback API's Redis (`ahunt feedback` prints it)")
     client = store.connect(url)
@@ -78,35 +75,3 @@ def run_users(args: argparse.Namespace) -> int:
             + (", profile removed" if args.remove_profile else "")
         )
     return 0
-
-
-def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.feedback import add_arguments
-
-    add_arguments(p)
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    from bench.feedback import main
-
-    return main(args)
-
-
-Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Any], int]]
-COMMANDS: dict[str, Command] = {
-    "feedback": (
-        "run the feedback API (settings from the environment)",
-        add_feedback_arguments,
-        run_feedback,
-    ),
-    "users": (
-        "feedback API users and their tokens (needs REDIS_URL)",
-        add_users_arguments,
-        run_users,
-    ),
-    "feedback-bench": (
-        "benchmark the feedback API over HTTP (see docs/PERFORMANCE.md)",
-        add_bench_arguments,
-        run_bench,
-    ),
-}

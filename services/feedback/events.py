@@ -21,14 +21,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.common import schemas, store
+from services.common import keys, schemas
 from services.common.kafka import Delivery, OutMessage
 from services.feedback.handler import EVENT_SCHEMA
 from services.feedback.metrics import FeedbackMetrics
 
 log = logging.getLogger("ahunt.feedback.events")
-LOCK = "ahunt:feedback:outbox:lock"
-DEAD = "ahunt:feedback:outbox:dead"  # entries that cannot be encoded: kept, never dropped
 
 
 def outbox_entry(event: dict[str, Any]) -> str:
@@ -107,12 +105,14 @@ class OutboxPublisher:
 
     async def drain_once(self) -> int:
         """Publish up to ``batch`` of the oldest events; returns how many left the outbox."""
-        lock = self.redis.lock(LOCK, timeout=max(30.0, 3 * self.delivery.flush_timeout_s))
+        lock = self.redis.lock(
+            keys.FEEDBACK_OUTBOX_LOCK, timeout=max(30.0, 3 * self.delivery.flush_timeout_s)
+        )
         if not await lock.acquire(blocking=False):
             return 0  # another worker is publishing
         try:
             # LPUSH adds on the left: the oldest events are the rightmost.
-            raw: list[Any] = await self.redis.lrange(store.FEEDBACK_OUTBOX, -self.batch, -1)
+            raw: list[Any] = await self.redis.lrange(keys.FEEDBACK_OUTBOX, -self.batch, -1)
             if not raw:
                 self.metrics.outbox_events.set(0)
                 return 0
@@ -122,8 +122,12 @@ class OutboxPublisher:
                 try:
                     messages.append(event_message(self.topic, entry))
                 except (ValueError, KeyError, TypeError) as exc:
-                    log.error("outbox entry cannot be encoded, moved to %s: %s", DEAD, exc)
-                    await self.redis.rpush(DEAD, entry)
+                    log.error(
+                        "outbox entry cannot be encoded, moved to %s: %s",
+                        keys.FEEDBACK_OUTBOX_DEAD,
+                        exc,
+                    )
+                    await self.redis.rpush(keys.FEEDBACK_OUTBOX_DEAD, entry)
             try:
                 await asyncio.to_thread(self.delivery.send, messages)  # raises unless all acked
             except Exception:
@@ -132,8 +136,8 @@ class OutboxPublisher:
                 await asyncio.to_thread(self._purge)
                 raise
             pipe = self.redis.pipeline(transaction=True)
-            pipe.ltrim(store.FEEDBACK_OUTBOX, 0, -len(raw) - 1)
-            pipe.llen(store.FEEDBACK_OUTBOX)
+            pipe.ltrim(keys.FEEDBACK_OUTBOX, 0, -len(raw) - 1)
+            pipe.llen(keys.FEEDBACK_OUTBOX)
             _, left = await pipe.execute()
             self.metrics.events_published.inc(len(messages))
             self.metrics.outbox_events.set(left)

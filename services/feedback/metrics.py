@@ -1,20 +1,21 @@
 """The feedback API's Prometheus metrics (names are fixed: dashboards and alert rules use them).
 
-Each app owns a registry, so several apps (tests, an in-process API beside the scorer) never
-collide on the process-global one; ``GET /metrics`` serves it.
+Each app owns a registry (``create_app`` makes one), so several apps (tests, an in-process API
+beside the scorer) never collide on the process-global one; ``GET /metrics`` serves it.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from services.common.metrics import LATENCY_BUCKETS, ServiceMetrics
+
 UNMATCHED_ROUTE = "unmatched"  # requests no route matched: one label value, bounded cardinality
 
 
-class FeedbackMetrics:
+class FeedbackMetrics(ServiceMetrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        super().__init__(registry)
         r = self.registry
         self.requests = Counter(
             "ahunt_feedback_requests_total",

@@ -37,11 +37,11 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from services.common import store
+from services.common import keys, store
 from services.common.embedded import EmbeddedRedis
 from services.common.infra import endpoints
 from services.common.kafka import ensure_topics, producer
-from services.common.settings import KafkaSettings
+from services.common.settings import KafkaSettings, RedisSettings
 from services.feedback.app import create_app
 from services.feedback.settings import FeedbackSettings
 from services.feedback.tokens import add_user
@@ -62,11 +62,11 @@ def redis_client(url: str, settings: FeedbackSettings) -> Redis:
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes (``REDIS_URL`` must be set: the parent sets it)."""
-    settings, kafka = FeedbackSettings(), KafkaSettings()
-    if not settings.redis_url:
+    settings, kafka, redis_url = FeedbackSettings(), KafkaSettings(), RedisSettings().url
+    if not redis_url:
         raise RuntimeError("REDIS_URL is not set")
     kafka_producer = producer(kafka, kafka.bootstrap_servers) if kafka.bootstrap_servers else None
-    return create_app(settings, redis_client(settings.redis_url, settings), kafka_producer)
+    return create_app(settings, redis_client(redis_url, settings), kafka_producer)
 
 
 def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> int:
@@ -79,7 +79,7 @@ def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> 
             # (not by the default handler) lets this stack stop the embedded servers.
             previous = signal.signal(signal.SIGTERM, _exit_cleanly)
             stack.callback(signal.signal, signal.SIGTERM, previous)
-        redis_url = settings.redis_url
+        redis_url = RedisSettings().url
         if redis_url is None and settings.embedded_redis_dir is not None:
             embedded = stack.enter_context(EmbeddedRedis(directory=settings.embedded_redis_dir))
             redis_url = embedded.url
@@ -98,7 +98,7 @@ def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> 
         if users:
             admin = store.connect(ep.redis)
             for name in users:
-                if admin.hexists(store.USERS, name):
+                if admin.hexists(keys.USERS, name):
                     print(f"user {name} exists (ahunt users add {name} --rotate for a new token)")
                 else:
                     print(f"user {name}: token {add_user(admin, name)}", flush=True)

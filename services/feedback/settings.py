@@ -1,28 +1,27 @@
-"""Feedback API settings (env prefix ``AHUNT_FEEDBACK_``; ``REDIS_URL`` and the ``KAFKA_*``
-endpoints are shared with the other services and start embedded servers when unset)."""
+"""Feedback API settings (env prefix ``AHUNT_FEEDBACK_``; the Kafka and Redis sections are
+shared with the other services, ``services.common.settings``, and start embedded servers when
+unset)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-FEEDBACK_TOPIC = "ahunt.feedback"
+from services.common.settings import Settings
+from services.common.topics import FEEDBACK
 
 
-class FeedbackSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AHUNT_FEEDBACK_", frozen=True, extra="ignore")
+class FeedbackSettings(Settings):
+    """The feedback API (``ahunt feedback``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AHUNT_FEEDBACK_")
 
     host: str = Field(default="127.0.0.1", description="bind address (0.0.0.0 in a container)")
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
-    redis_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("REDIS_URL"),
-        description="REDIS_URL; unset starts the embedded Redis",
-    )
     embedded_redis_dir: Path | None = Field(
         default=None,
         description="with REDIS_URL unset: keep the embedded Redis's AOF here so labels survive "
@@ -45,7 +44,7 @@ class FeedbackSettings(BaseSettings):
     rate_limit_per_s: float = Field(default=50.0, ge=0.0, description="0 disables rate limiting")
     rate_limit_burst: int = Field(default=100, ge=1)
     max_body_bytes: int = Field(default=16_384, ge=256, description="larger bodies get 413")
-    events_topic: str = FEEDBACK_TOPIC
+    events_topic: str = FEEDBACK
     outbox_batch: int = Field(default=500, ge=1, le=100_000)
     outbox_poll_s: float = Field(
         default=1.0, gt=0, description="outbox check interval when no label woke the publisher"

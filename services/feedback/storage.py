@@ -13,11 +13,13 @@ from functools import lru_cache, partial
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
-from services.common import labels, store
+from services.common import keys, labels
 from services.common.labels import LabelRecord
 from services.common.users import UserProfile
+from services.common.values import text
 from services.feedback.batching import RedisBatcher
 from services.feedback.events import outbox_entry
 
@@ -56,16 +58,16 @@ def _parse_profile(raw: bytes | str) -> UserProfile:
 
 
 async def user_for_hash(b: RedisBatcher, hashed_token: str) -> str | None:
-    (raw,) = await b.read(lambda pipe: pipe.hget(store.TOKENS, hashed_token))
-    return None if raw is None else raw.decode() if isinstance(raw, bytes) else raw
+    (raw,) = await b.read(lambda pipe: pipe.hget(keys.TOKENS, hashed_token))
+    return text(raw)
 
 
 async def load_profile(r: Redis, user: str) -> UserProfile:
-    return _profile(user, await r.hget(store.USERS, user))
+    return _profile(user, await r.hget(keys.USERS, user))
 
 
 async def save_profile(r: Redis, profile: UserProfile) -> None:
-    await r.hset(store.USERS, profile.name, profile.model_dump_json())
+    await r.hset(keys.USERS, profile.name, profile.model_dump_json())
 
 
 async def read_for_label(
@@ -75,18 +77,18 @@ async def read_for_label(
     unknown or expired) and, if asked, the user's profile (parsed, and as stored). One round
     trip, plus one for the stamp (tens of kB) when the alert is not in the training set yet."""
 
-    def queue(pipe: Any) -> None:
-        pipe.hget(store.alert_key(alert_id), "meta")
-        pipe.hget(labels.train_key(alert_id), "meta")
+    def queue(pipe: Pipeline) -> None:
+        pipe.hget(keys.alert_key(alert_id), "meta")
+        pipe.hget(keys.train_key(alert_id), "meta")
         if with_profile:
-            pipe.hget(store.USERS, user)
+            pipe.hget(keys.USERS, user)
 
     meta, train_meta, *raw_profile = await b.read(queue)
     target: LabelTarget | None = None
     if train_meta is not None:  # already in the training set: keep its stamp
         target = LabelTarget(json.loads(meta or train_meta), None)
     elif meta is not None:
-        (stamp,) = await b.read(lambda pipe: pipe.hget(store.alert_key(alert_id), "stamp"))
+        (stamp,) = await b.read(lambda pipe: pipe.hget(keys.alert_key(alert_id), "stamp"))
         if stamp is not None:  # else it expired a moment ago
             target = LabelTarget(json.loads(meta), stamp)
     profile = (_profile(user, raw_profile[0]), raw_profile[0]) if with_profile else None
@@ -105,15 +107,15 @@ return 0
 """
 
 
-def _queue_profile_cas(pipe: Any, old: bytes | str | None, new: UserProfile) -> None:
-    pipe.eval(PROFILE_CAS, 1, store.USERS, new.name, old or b"", new.model_dump_json())
+def _queue_profile_cas(pipe: Pipeline, old: bytes | str | None, new: UserProfile) -> None:
+    pipe.eval(PROFILE_CAS, 1, keys.USERS, new.name, old or b"", new.model_dump_json())
 
 
 def _queue_label(
-    pipe: Any, record: LabelRecord, target: LabelTarget, event: dict[str, Any]
+    pipe: Pipeline, record: LabelRecord, target: LabelTarget, event: dict[str, Any]
 ) -> None:
     labels.queue_write_label(pipe, record, target.stamp, target.meta)
-    pipe.lpush(store.FEEDBACK_OUTBOX, outbox_entry(event))
+    pipe.lpush(keys.FEEDBACK_OUTBOX, outbox_entry(event))
 
 
 async def commit_label(
@@ -133,7 +135,7 @@ async def commit_label(
     raw: bytes | str | None = None if profile is None else profile[1]
     new_profile = None if profile is None else change(profile[0])
 
-    def queue(pipe: Any) -> None:
+    def queue(pipe: Pipeline) -> None:
         _queue_label(pipe, record, target, event)
         if new_profile is not None:
             _queue_profile_cas(pipe, raw, new_profile)
@@ -144,7 +146,7 @@ async def commit_label(
     if new_profile is None or replies[-1] == 1:
         return Committed(created, revision, new_profile)
     for _ in range(PROFILE_WRITE_TRIES):
-        (raw,) = await b.read(lambda pipe: pipe.hget(store.USERS, record.user))
+        (raw,) = await b.read(lambda pipe: pipe.hget(keys.USERS, record.user))
         new_profile = change(_profile(record.user, raw))
         if new_profile is None:
             return Committed(created, revision, None)
@@ -157,46 +159,47 @@ async def commit_label(
 
 
 async def get_label(r: Redis, user: str, alert_id: str) -> LabelRecord | None:
-    raw = await r.hget(labels.labels_key(user), alert_id)
+    raw = await r.hget(keys.labels_key(user), alert_id)
     return None if raw is None else LabelRecord.model_validate_json(raw)
 
 
 async def undo_label(b: RedisBatcher, record: LabelRecord, event: dict[str, Any]) -> bool:
     """Remove the user's label (the training stamp stays) and queue the undo event."""
 
-    def queue(pipe: Any) -> None:
+    def queue(pipe: Pipeline) -> None:
         labels.queue_delete_label(pipe, record.user, record.alert_id)
-        pipe.lpush(store.FEEDBACK_OUTBOX, outbox_entry(event))
+        pipe.lpush(keys.FEEDBACK_OUTBOX, outbox_entry(event))
 
     removed, _revision, _ = await b.transaction(queue)
     return bool(removed)
 
 
 async def user_labels(r: Redis, user: str) -> list[LabelRecord]:
-    raw: dict[Any, Any] = await r.hgetall(labels.labels_key(user))
-    return [LabelRecord.model_validate_json(v) for v in raw.values()]
+    """A user's labels, oldest first (``labels.user_labels`` over asyncio)."""
+    raw: dict[Any, Any] = await r.hgetall(keys.labels_key(user))
+    return labels.parse_labels(raw.values())
 
 
 async def all_labels(r: Redis) -> list[LabelRecord]:
-    """Every user's labels (same rule as ``labels.all_labels``)."""
+    """Every user's labels (``labels.all_labels`` over asyncio)."""
     out: list[LabelRecord] = []
-    async for key in r.scan_iter(match=labels.labels_key("*"), count=1000, _type="hash"):
-        out.extend(LabelRecord.model_validate_json(v) for v in (await r.hgetall(key)).values())
+    async for key in r.scan_iter(match=labels.LABEL_KEYS, count=1000, _type="hash"):
+        out.extend(labels.parse_labels((await r.hgetall(key)).values()))
     return out
 
 
 async def sample_alert_metas(r: Redis, limit: int) -> list[dict[str, Any]]:
     """Metadata of up to ``limit`` cached alerts (a bounded scan: enough to see the live model)."""
-    keys: list[bytes] = []
+    found: list[bytes] = []
     if limit > 0:
-        async for key in r.scan_iter(match=store.alert_key("*"), count=200, _type="hash"):
-            keys.append(key)
-            if len(keys) >= limit:
+        async for key in r.scan_iter(match=keys.alert_key("*"), count=200, _type="hash"):
+            found.append(key)
+            if len(found) >= limit:
                 break
-    if not keys:
+    if not found:
         return []
     pipe = r.pipeline(transaction=False)
-    for key in keys:
+    for key in found:
         pipe.hget(key, "meta")
     return [json.loads(m) for m in await pipe.execute() if m is not None]
 
@@ -211,10 +214,10 @@ class DeliveredAlert:
 async def delivered_alert(r: Redis, user: str, alert_id: str) -> DeliveredAlert | None:
     """The alert if it was delivered to ``user`` (others' deliveries are invisible: ``None``)."""
     pipe = r.pipeline(transaction=False)
-    pipe.hget(store.delivered_key(user), alert_id)
-    pipe.hget(store.alert_key(alert_id), "meta")
-    pipe.hget(labels.train_key(alert_id), "meta")
-    pipe.hget(labels.labels_key(user), alert_id)
+    pipe.hget(keys.delivered_key(user), alert_id)
+    pipe.hget(keys.alert_key(alert_id), "meta")
+    pipe.hget(keys.train_key(alert_id), "meta")
+    pipe.hget(keys.labels_key(user), alert_id)
     delivery, meta, train_meta, label = await pipe.execute()
     if delivery is None:
         return None
@@ -233,8 +236,8 @@ async def cutouts(r: Redis, alert_id: str) -> tuple[list[bytes | None], bytes | 
     """The original cutouts from the cache, and the training set's preprocessed stamp (the
     fallback picture once the cache expired)."""
     pipe = r.pipeline(transaction=False)
-    pipe.hmget(store.alert_key(alert_id), list(CUTOUT_FIELDS))
-    pipe.hget(labels.train_key(alert_id), "stamp")
+    pipe.hmget(keys.alert_key(alert_id), list(CUTOUT_FIELDS))
+    pipe.hget(keys.train_key(alert_id), "stamp")
     originals, stamp = await pipe.execute()
     return list(originals), stamp
 
@@ -252,16 +255,16 @@ async def unlabelled_candidates(r: Redis, user: str, limit: int) -> list[Candida
     start, chunk = 0, max(50, 2 * limit)
     while len(found) < limit:
         ranked: Sequence[Any] = await r.zrevrange(
-            store.candidates_key(user), start, start + chunk - 1, withscores=True
+            keys.candidates_key(user), start, start + chunk - 1, withscores=True
         )
         if not ranked:
             break
         ids = [a.decode() for a, _ in ranked]
         pipe = r.pipeline(transaction=False)
-        pipe.hmget(labels.labels_key(user), ids)
-        pipe.hmget(store.delivered_key(user), ids)
+        pipe.hmget(keys.labels_key(user), ids)
+        pipe.hmget(keys.delivered_key(user), ids)
         for a in ids:
-            pipe.exists(store.alert_key(a), labels.train_key(a))
+            pipe.exists(keys.alert_key(a), keys.train_key(a))
         labelled, deliveries, *present = await pipe.execute()
         for (alert_id, (_, score)), done, delivery, n in zip(
             zip(ids, ranked, strict=True), labelled, deliveries, present, strict=True
@@ -281,11 +284,7 @@ async def redis_durability(r: Redis) -> tuple[bool, str]:
         raw = await r.config_get("append*")
     except ResponseError as exc:
         return False, f"cannot read the persistence settings (CONFIG GET refused: {exc})"
-
-    def text(x: Any) -> str:
-        return x.decode() if isinstance(x, bytes) else str(x)
-
-    config = {text(k): text(v) for k, v in raw.items()}
+    config = {str(text(k)): str(text(v)) for k, v in raw.items()}
     aof, fsync = config.get("appendonly", "?"), config.get("appendfsync", "?")
     ok = aof == "yes" and fsync == "always"
     return ok, f"appendonly={aof} appendfsync={fsync}"

@@ -2,10 +2,10 @@
 
 The unlabelled alerts become one known class (``--label``, default ``normal``) beside the
 reserve, as in AHUNT's pre-training; a labels CSV (``alert_id,class``) gives some alerts other
-classes (the demo seeds a few with simulated truth). Stamps are preprocessed exactly as the
-scorer does (``assemble`` then ``preprocess`` with the manifest's preprocessing, see
-``services.scorer.handler.prepare_stamps``), the latent detector is fitted on the same pool,
-and the pool is kept in Redis (``storage.save_pool``) so every later retrain trains on it again.
+classes (the demo seeds a few with simulated truth). Stamps are prepared exactly as the scorer
+does (``models.preprocess.prepare``, with the preprocessing the manifest records), the latent
+detector is fitted on the same pool, and the pool is kept in Redis (``storage.save_pool``) so
+every later retrain trains on it again.
 
 The input spec comes from the survey: ZTF's three 63x63 stamps, else the most common stamp size
 among the alerts (Rubin's are 30x30 in the sample packets).
@@ -19,9 +19,8 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+import redis
 
 from models.learner import AhuntLearner, LearnerConfig
 from models.preprocess import (
@@ -29,20 +28,20 @@ from models.preprocess import (
     ZTF_SPEC,
     InputSpec,
     Preprocessing,
-    assemble,
-    preprocess,
+    prepare,
 )
 from models.taxonomy import RESERVE, normalise_class_name
 from services.common.alerts import Alert, decode_message
 from services.common.registry import Registry
 from services.common.replay import messages_from_files
 from services.retrain import storage
+from services.retrain.app import interests_of, locked_run
 from services.retrain.candidate import PhaseTimer, RetrainOutcome, publish_candidate
 from services.retrain.dataset import Examples, split
-from services.retrain.loop import interests_of, locked_run
+from services.retrain.handler import AttemptState
 from services.retrain.metrics import RetrainMetrics
 from services.retrain.settings import RetrainSettings
-from services.retrain.train import select_device, train_epochs
+from services.retrain.train import fit
 
 log = logging.getLogger("ahunt.retrain")
 
@@ -80,12 +79,6 @@ def spec_for(survey: str, alerts: Sequence[Alert]) -> InputSpec:
     return InputSpec(len(alerts[0].cutouts), int(height), int(width))
 
 
-def prepare(alerts: Sequence[Alert], spec: InputSpec, preprocessing: Preprocessing) -> np.ndarray:
-    """The scorer's preprocessing (``handler.prepare_stamps``), without a loaded model."""
-    raw, valid = assemble([a.cutouts[: spec.channels] for a in alerts], spec)
-    return preprocess(raw, preprocessing, valid)
-
-
 def read_labels_csv(path: Path) -> dict[str, str]:
     """``alert_id,class`` rows (a header row ``alert_id,...`` is skipped); class names are
     normalised."""
@@ -113,7 +106,8 @@ def pool_examples(
     names = tuple(labels.get(a.alert_id, default) for a in alerts)
     if RESERVE in names:
         raise ValueError(f"{RESERVE!r} is never a training label")
-    return Examples(tuple(a.alert_id for a in alerts), prepare(alerts, spec, preprocessing), names)
+    x = prepare([a.cutouts for a in alerts], spec, preprocessing)
+    return Examples(tuple(a.alert_id for a in alerts), x, names)
 
 
 def _classes(examples: Examples, default_label: str) -> list[str]:
@@ -125,7 +119,7 @@ def _classes(examples: Examples, default_label: str) -> list[str]:
 
 def bootstrap(
     settings: RetrainSettings,
-    client: Any,
+    client: redis.Redis,
     registry: Registry,
     survey: str,
     examples: Examples,
@@ -172,14 +166,8 @@ def bootstrap(
             learner = AhuntLearner(
                 spec, _classes(examples, default_label), LearnerConfig(), seed=settings.seed
             )
-            report = train_epochs(
-                learner,
-                data.train.x,
-                data.train.labels,
-                settings.bootstrap_epochs,
-                device=select_device(settings.device),
-                min_epoch_samples=settings.min_epoch_samples,
-                batch_size=settings.batch_size,
+            report = fit(
+                learner, data.train.x, data.train.labels, settings.bootstrap_epochs, settings
             )
             learner.fit_detector(data.train.x)
         published = publish_candidate(
@@ -216,6 +204,6 @@ def bootstrap(
         storage.save_attempt(
             client,
             survey,
-            storage.AttemptState(0, time.time(), outcome.version, outcome.outcome, outcome.reason),
+            AttemptState(0, time.time(), outcome.version, outcome.outcome, outcome.reason),
         )
     return outcome

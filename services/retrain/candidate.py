@@ -26,23 +26,24 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
+import redis
 
 from models.export import ExportParityError, export_onnx
 from models.interest import Interest
 from models.learner import AhuntLearner
-from models.manifest import Manifest, load_session, read_manifest
+from models.manifest import Manifest
+from models.model_dir import read_manifest
 from models.preprocess import Preprocessing
+from models.session import Outputs, load_session
 from services.common.registry import Registry
 from services.retrain import storage
 from services.retrain.dataset import Examples
 from services.retrain.gate import (
-    GateConfig,
     GateResult,
     ModelUnderTest,
-    Outputs,
     evaluate_gate,
     holdout_metrics,
 )
@@ -101,19 +102,6 @@ class PhaseTimer:
         return {**self.durations, "total": time.perf_counter() - self._start}
 
 
-def gate_config(settings: RetrainSettings) -> GateConfig:
-    return GateConfig(
-        parity_tolerance=settings.parity_tolerance,
-        recall_tolerance=settings.recall_tolerance,
-        unlabelled_recall_tolerance=settings.unlabelled_recall_tolerance,
-        auroc_tolerance=settings.auroc_tolerance,
-        slack_examples=settings.slack_examples,
-        min_holdout_per_class=settings.min_holdout_per_class,
-        min_auroc_examples=settings.min_auroc_examples,
-        novelty_mix=settings.novelty_mix,
-    )
-
-
 def _finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
 
@@ -128,7 +116,7 @@ class Published:
 
 
 def publish_candidate(
-    client: Any,
+    client: redis.Redis,
     registry: Registry,
     learner: AhuntLearner,
     *,
@@ -149,7 +137,6 @@ def publish_candidate(
     ``parent`` is the manifest's lineage; ``compare_with`` the live version the gate compares
     against (None: sanity checks only).
     """
-    config = gate_config(settings)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=settings.work_dir, prefix=f".{survey}-"))
     try:
@@ -173,7 +160,7 @@ def publish_candidate(
             if len(holdout):
                 outputs = Outputs(torch_out.latent, torch_out.probs, torch_out.novelty)
                 metrics.update(
-                    holdout_metrics(outputs, learner.classes, holdout.labels, interests, config)
+                    holdout_metrics(outputs, learner.classes, holdout.labels, interests, settings)
                 )
             parity_inputs = probe if len(probe) else holdout.x[:PROBE_SIZE]
             try:
@@ -204,7 +191,7 @@ def publish_candidate(
                 ModelUnderTest(session, manifest),
                 current,
                 interests,
-                config,
+                settings,
                 reference_probs=torch_out.probs if len(holdout) else None,
                 probe=probe,
                 unlabelled_class=unlabelled_class,

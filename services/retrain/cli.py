@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from services.common.settings import RedisSettings
 from services.retrain.settings import RetrainSettings
 
 if TYPE_CHECKING:  # the command must load without torch (serving installs list it too)
@@ -29,9 +29,7 @@ log = logging.getLogger("ahunt.retrain")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("REDIS_URL"), help="Redis with labels and registry"
-    )
+    parser.add_argument("--redis-url", help="Redis with labels and registry (unset: REDIS_URL)")
     parser.add_argument("--json", action="store_true", help="print each outcome as one JSON line")
 
 
@@ -57,7 +55,7 @@ def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
 
-def add_retrain_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--now", action="store_true", help="retrain once now, then exit")
     parser.add_argument(
         "--survey", dest="surveys", action="append", help="survey to retrain (repeatable)"
@@ -88,22 +86,18 @@ def _print(outcome: RetrainOutcome, as_json: bool) -> None:
 
 
 def _connect(args: argparse.Namespace, settings: RetrainSettings) -> tuple[Any, Any] | None:
-    if not args.redis_url:
+    url = args.redis_url or RedisSettings().url
+    if not url:
         print(f"ahunt {args.command}: set REDIS_URL or pass --redis-url", file=sys.stderr)
         return None
     from services.common import store
     from services.common.registry import Registry
 
-    client = store.connect(args.redis_url)
+    client = store.connect(url)
     return client, Registry(client, settings.registry_cache_dir)
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-
-
 def bootstrap_main(args: argparse.Namespace) -> int:
-    _logging()
     from services.retrain.bootstrap import (
         bootstrap,
         load_alerts,
@@ -111,7 +105,7 @@ def bootstrap_main(args: argparse.Namespace) -> int:
         read_labels_csv,
         spec_for,
     )
-    from services.retrain.metrics import default_metrics
+    from services.retrain.metrics import RetrainMetrics
     from services.retrain.train import configure_threads
 
     overrides: dict[str, Any] = {}
@@ -156,16 +150,15 @@ def bootstrap_main(args: argparse.Namespace) -> int:
         SURVEY_PREPROCESSING,
         default_label=args.label,
         force=args.force,
-        metrics=default_metrics(),
+        metrics=RetrainMetrics.default(),
     )
     _print(outcome, args.json)
     return 0 if outcome.outcome == "promoted" else 1
 
 
-def retrain_main(args: argparse.Namespace) -> int:
-    _logging()
-    from services.retrain.loop import RetrainLoop, retrain_once
-    from services.retrain.metrics import default_metrics
+def main(args: argparse.Namespace) -> int:
+    from services.retrain.app import RetrainLoop, retrain_once
+    from services.retrain.metrics import RetrainMetrics
     from services.retrain.train import configure_threads
 
     settings = RetrainSettings(**({"surveys": args.surveys} if args.surveys else {}))
@@ -174,7 +167,7 @@ def retrain_main(args: argparse.Namespace) -> int:
         return 2
     client, registry = connected
     configure_threads(settings.threads)
-    metrics = default_metrics()
+    metrics = RetrainMetrics.default()
     if args.now:
         outcomes = [
             retrain_once(settings, client, registry, survey, metrics) for survey in settings.surveys
@@ -201,17 +194,3 @@ def retrain_main(args: argparse.Namespace) -> int:
     )
     RetrainLoop(settings, client, registry, metrics).run(stop, lambda o: _print(o, args.json))
     return 0
-
-
-COMMANDS = {
-    "bootstrap": (
-        "train, publish and promote a survey's first model from alert packets",
-        add_bootstrap_arguments,
-        bootstrap_main,
-    ),
-    "retrain": (
-        "fine-tune on new labels, gate and publish (a loop, or once with --now)",
-        add_retrain_arguments,
-        retrain_main,
-    ),
-}

@@ -32,27 +32,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from models.interest import Interest, exploration_scores, personal_scores, weight_vector
-from models.manifest import INPUT_NAME, OUTPUT_NAMES, Manifest
+from models.manifest import OUTPUT_NAMES, Manifest
+from models.session import Outputs, run_session
 from models.taxonomy import RESERVE
+from services.retrain.settings import GateConfig
 
 Status = Literal["pass", "fail", "skip"]
 # Check kinds: stable strings, used as the ``reason`` label of the rejection metric.
 KINDS = ("output_shape", "non_finite", "invalid_probs", "parity", "recall", "interest_auroc")
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    parity_tolerance: float = 1e-4
-    recall_tolerance: float = 0.05
-    unlabelled_recall_tolerance: float = 0.25
-    auroc_tolerance: float = 0.02
-    slack_examples: float = 1.0
-    min_holdout_per_class: int = 5
-    min_auroc_examples: int = 5
-    novelty_mix: float = 0.5
-    probs_sum_tolerance: float = 1e-3
+# How far a row of probabilities may sum from 1 (float32 softmax rounding is ~1e-7).
+PROBS_SUM_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -101,29 +93,15 @@ class GateResult:
 
 
 @dataclass(frozen=True)
-class Outputs:
-    latent: np.ndarray
-    probs: np.ndarray
-    novelty: np.ndarray
-
-
-@dataclass(frozen=True)
 class ModelUnderTest:
     session: Any  # onnxruntime.InferenceSession
     manifest: Manifest
 
 
-def run_model(session: Any, x: np.ndarray, batch_size: int = 256) -> Outputs:
-    """The three outputs of ``session`` on ``x`` (at least one row: an empty batch is padded)."""
-    probe = x if len(x) else np.zeros((1, *x.shape[1:]), np.float32)
-    parts: list[list[np.ndarray]] = [[], [], []]
-    for start in range(0, len(probe), batch_size):
-        batch = np.ascontiguousarray(probe[start : start + batch_size], dtype=np.float32)
-        for part, out in zip(
-            parts, session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch}), strict=True
-        ):
-            part.append(np.asarray(out))
-    return Outputs(*(np.concatenate(p) for p in parts))
+def run_model(session: Any, x: np.ndarray) -> Outputs:
+    """The three outputs of ``session`` on ``x`` (at least one row: an empty batch is padded,
+    so even a model with nothing held out is run and checked)."""
+    return run_session(session, x if len(x) else np.zeros((1, *x.shape[1:]), np.float32))
 
 
 def recall_per_class(
@@ -146,27 +124,18 @@ def recall_per_class(
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties count half). Needs both kinds present.
+    """Area under the ROC curve (scikit-learn's, as the benchmark uses; ties count half). Needs
+    both kinds present.
 
     >>> auroc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True]))
     0.75
     >>> auroc(np.array([1.0, 1.0]), np.array([True, False]))
     0.5
     """
-    s = np.asarray(scores, dtype=np.float64)
     pos = np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
+    if pos.all() or not pos.any():
         raise ValueError("AUROC needs positives and negatives")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), dtype=np.float64)
-    sorted_s = s[order]
-    # Average ranks over ties: each run of equal scores gets the mean of its positions.
-    starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
-    ends = np.r_[starts[1:], len(s)]
-    for a, b in zip(starts, ends, strict=True):
-        ranks[order[a:b]] = (a + b + 1) / 2.0
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(roc_auc_score(pos, np.asarray(scores, dtype=np.float64)))
 
 
 def interest_scores(
@@ -237,7 +206,7 @@ def _sanity(
         return [*checks, Check("non_finite", "", "fail", f"non-finite values in {bad}")], None
     checks.append(Check("non_finite", "", "pass", "all outputs finite"))
     worst = float(np.max(np.abs(outputs.probs.sum(axis=1) - 1.0)))
-    if worst > config.probs_sum_tolerance:
+    if worst > PROBS_SUM_TOLERANCE:
         return [
             *checks,
             Check("invalid_probs", "", "fail", f"probability rows sum to 1 +- {worst:.3g}"),
@@ -333,7 +302,7 @@ def _auroc_checks(
     labels_arr = np.asarray(labels)
     if unlabelled_class is not None:  # users' own labels only: the pool's name is no answer
         keep = labels_arr != unlabelled_class
-        cand, cur = (Outputs(*(getattr(o, n)[keep] for n in OUTPUT_NAMES)) for o in (cand, cur))
+        cand, cur = cand.take(keep), cur.take(keep)
         labels_arr = labels_arr[keep]
     for user, interest in sorted(interests.items()):
         wanted = interested_in(interest)
@@ -387,7 +356,7 @@ def evaluate_gate(
     checks, outputs_all = _sanity(candidate, inputs, config)
     if outputs_all is None:
         return GateResult(tuple(checks))
-    cand = Outputs(*(getattr(outputs_all, n)[: len(x)] for n in OUTPUT_NAMES))
+    cand = outputs_all.take(slice(0, len(x)))
     checks += _parity_checks(
         candidate, cand, reference_probs if len(x) else None, config.parity_tolerance
     )

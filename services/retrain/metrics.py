@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import start_http_server as _start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.common.metrics import ServiceMetrics
 
 OUTCOMES = ("promoted", "rejected", "failed", "skipped")
 PHASES = ("dataset", "train", "export", "gate", "publish", "total")
 DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600)
 
 
-class RetrainMetrics:
-    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self.registry = registry
+class RetrainMetrics(ServiceMetrics):
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
+        registry = self.registry
         self.runs = Counter(
             "ahunt_retrain_runs_total",
             "retrain runs by outcome (promoted, rejected, failed, skipped)",
@@ -50,20 +52,3 @@ class RetrainMetrics:
             ["survey"],
             registry=registry,
         )
-
-    def serve(self, port: int) -> None:
-        """Expose /metrics on ``port`` (0 disables it)."""
-        if port:
-            _start_http_server(port, registry=self.registry)
-
-
-_DEFAULT: RetrainMetrics | None = None
-
-
-def default_metrics() -> RetrainMetrics:
-    """The process's metrics on prometheus_client's default registry (created once: a metric
-    name can be registered only once per registry)."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = RetrainMetrics()
-    return _DEFAULT

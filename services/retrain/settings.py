@@ -1,18 +1,58 @@
-"""Retrain settings (env prefix ``AHUNT_RETRAIN_``; ``REDIS_URL`` is shared)."""
+"""Retrain settings (env prefix ``AHUNT_RETRAIN_``; ``REDIS_URL`` is shared:
+``services.common.settings``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import Settings
 
 Device = Literal["auto", "cpu", "cuda"]
 
 
-class RetrainSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AHUNT_RETRAIN_", frozen=True, extra="ignore")
+class GateConfig(BaseModel):
+    """The promotion gate's thresholds (``services.retrain.gate``). Part of
+    :class:`RetrainSettings` (read from ``AHUNT_RETRAIN_*``), and a plain frozen model for the pure
+    gate and its tests."""
+
+    model_config = ConfigDict(frozen=True)
+
+    min_holdout_per_class: int = Field(default=5, ge=1, description="else recall is not compared")
+    min_auroc_examples: int = Field(
+        default=5, ge=1, description="positives and negatives a user needs for an AUROC"
+    )
+    recall_tolerance: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="allowed per-class recall drop vs the live model"
+    )
+    unlabelled_recall_tolerance: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="allowed recall drop of the bootstrap pool's class (unlabelled alerts of "
+        "every kind: learning a kind moves some of them out of it)",
+    )
+    auroc_tolerance: float = Field(
+        default=0.02, ge=0.0, le=1.0, description="allowed drop of each user's interest AUROC"
+    )
+    slack_examples: float = Field(
+        default=1.0, ge=0.0, description="extra allowed drop, in held-out examples (1/n each)"
+    )
+    parity_tolerance: float = Field(
+        default=1e-4, gt=0.0, description="max torch/onnxruntime difference at export and gate"
+    )
+    novelty_mix: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="as the scorer's, for the interest scores"
+    )
+
+
+class RetrainSettings(Settings, GateConfig):
+    """The retrain service (``ahunt retrain``, ``ahunt bootstrap``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AHUNT_RETRAIN_")
 
     surveys: list[str] = Field(default_factory=lambda: ["ztf"], description="surveys retrained")
     # Triggers: a run starts when either is due; "--now" runs once regardless.
@@ -46,38 +86,12 @@ class RetrainSettings(BaseSettings):
         default=2000, ge=0, description="recent cached alerts added to the detector's pool"
     )
 
-    # Held-out split and gate.
+    # Held-out split (the gate's thresholds: GateConfig).
     holdout_fraction: float = Field(
         default=0.2, ge=0.0, lt=1.0, description="share of labelled examples the gate measures on"
     )
     min_class_for_holdout: int = Field(
         default=10, ge=2, description="classes with fewer labelled examples are all trained on"
-    )
-    min_holdout_per_class: int = Field(default=5, ge=1, description="else recall is not compared")
-    min_auroc_examples: int = Field(
-        default=5, ge=1, description="positives and negatives a user needs for an AUROC"
-    )
-    recall_tolerance: float = Field(
-        default=0.05, ge=0.0, le=1.0, description="allowed per-class recall drop vs the live model"
-    )
-    unlabelled_recall_tolerance: float = Field(
-        default=0.25,
-        ge=0.0,
-        le=1.0,
-        description="allowed recall drop of the bootstrap pool's class (unlabelled alerts of "
-        "every kind: learning a kind moves some of them out of it)",
-    )
-    auroc_tolerance: float = Field(
-        default=0.02, ge=0.0, le=1.0, description="allowed drop of each user's interest AUROC"
-    )
-    slack_examples: float = Field(
-        default=1.0, ge=0.0, description="extra allowed drop, in held-out examples (1/n each)"
-    )
-    parity_tolerance: float = Field(
-        default=1e-4, gt=0.0, description="max torch/onnxruntime difference at export and gate"
-    )
-    novelty_mix: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="as the scorer's, for the interest scores"
     )
 
     work_dir: Path = Field(default=Path("var/retrain"), description="exports before publishing")

@@ -1,15 +1,14 @@
-"""The retrain service's Redis layout (labels themselves are ``services.common.labels``').
+"""The retrain service's Redis reads and writes (labels themselves are
+``services.common.labels``'; key names: ``services.common.keys``).
 
-- ``ahunt:bootstrap:<survey>``        hash: ``meta`` JSON (ids, labels, input spec, preprocessing,
-                                      time) and ``chunk:<i>`` float32 .npy stamps (<= 1,024 each):
-                                      the bootstrap pool, which every retrain trains on again
-- ``ahunt:learner:<survey>:<version>`` the version's torch learner state (``AhuntLearner.state``
-                                      saved with ``torch.save``), what the next retrain warm-starts
-                                      from; written before the version is published, so every
-                                      published version has one
-- ``ahunt:retrain:<survey>``          hash: label revision, time, version, outcome and reason of
-                                      the last completed attempt (the loop's trigger state)
-- ``ahunt:retrain:<survey>:lock``     one retrain per survey at a time
+- the bootstrap pool of a survey: a hash of ``meta`` JSON (ids, labels, input spec,
+  preprocessing, time) and ``chunk:<i>`` float32 .npy stamps (<= 1,024 each), which every
+  retrain trains on again;
+- each version's torch learner state (``AhuntLearner.state`` saved with ``torch.save``), what the
+  next retrain warm-starts from; written before the version is published, so every published
+  version has one;
+- the last completed attempt of a survey (label revision, time, version, outcome, reason): the
+  loop's trigger state; and a lock: one retrain per survey at a time.
 
 Stamps are read with pipelines: one round trip per 500 labels, not one per label.
 """
@@ -23,31 +22,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import redis
+from redis.typing import EncodableT, FieldT
 
 from models.preprocess import InputSpec, Preprocessing
 from models.taxonomy import RESERVE, normalise_class_name
+from services.common import keys
 from services.common import labels as label_store
-from services.common.store import alert_key, stamp_bytes, stamp_from_bytes
+from services.common.values import data, stamp_bytes, stamp_from_bytes, text
 from services.retrain.dataset import Examples
+from services.retrain.handler import AttemptState
 
 POOL_CHUNK = 1024
 READ_BATCH = 500
-
-
-def bootstrap_key(survey: str) -> str:
-    return f"ahunt:bootstrap:{survey}"
-
-
-def learner_key(survey: str, version: str) -> str:
-    return f"ahunt:learner:{survey}:{version}"
-
-
-def state_key(survey: str) -> str:
-    return f"ahunt:retrain:{survey}"
-
-
-def lock_key(survey: str) -> str:
-    return f"ahunt:retrain:{survey}:lock"
 
 
 # -- the bootstrap pool ------------------------------------------------------------------------
@@ -65,7 +52,7 @@ class Pool:
 
 
 def save_pool(
-    client: Any,
+    client: redis.Redis,
     survey: str,
     examples: Examples,
     spec: InputSpec,
@@ -81,17 +68,17 @@ def save_pool(
         "preprocessing": preprocessing.to_dict(),
         "created_at": time.time(),
     }
-    mapping: dict[str, bytes | str] = {"meta": json.dumps(meta)}
+    mapping: dict[FieldT, EncodableT] = {"meta": json.dumps(meta)}
     for i, start in enumerate(range(0, len(examples), POOL_CHUNK)):
         mapping[f"chunk:{i}"] = stamp_bytes(examples.x[start : start + POOL_CHUNK])
     pipe = client.pipeline(transaction=True)
-    pipe.delete(bootstrap_key(survey))
-    pipe.hset(bootstrap_key(survey), mapping=mapping)
+    pipe.delete(keys.bootstrap_key(survey))
+    pipe.hset(keys.bootstrap_key(survey), mapping=mapping)
     pipe.execute()
 
 
-def load_pool(client: Any, survey: str) -> Pool | None:
-    raw: dict[bytes, bytes] = client.hgetall(bootstrap_key(survey))
+def load_pool(client: redis.Redis, survey: str) -> Pool | None:
+    raw = client.hgetall(keys.bootstrap_key(survey))
     if not raw:
         return None
     meta = json.loads(raw[b"meta"])
@@ -117,7 +104,7 @@ class LabelledSet:
     skipped: dict[str, int]  # reason -> count (no stamp, wrong shape, reserve label)
 
 
-def durable_examples(client: Any, survey: str, spec: InputSpec) -> LabelledSet:
+def durable_examples(client: redis.Redis, survey: str, spec: InputSpec) -> LabelledSet:
     """Every durable label of ``survey``, resolved to one class per alert, with its stamp."""
     records = [r for r in label_store.all_labels(client) if r.survey == survey]
     resolved = label_store.resolve_training_labels(records)
@@ -130,7 +117,7 @@ def durable_examples(client: Any, survey: str, spec: InputSpec) -> LabelledSet:
         batch = items[start : start + READ_BATCH]
         pipe = client.pipeline(transaction=False)
         for alert_id, _ in batch:
-            pipe.hget(label_store.train_key(alert_id), "stamp")
+            pipe.hget(keys.train_key(alert_id), "stamp")
         for (alert_id, label), raw in zip(batch, pipe.execute(), strict=True):
             if normalise_class_name(label) == RESERVE:
                 skipped["reserve_label"] += 1
@@ -149,15 +136,16 @@ def durable_examples(client: Any, survey: str, spec: InputSpec) -> LabelledSet:
     return LabelledSet(Examples(tuple(ids), x, tuple(names)), skipped)
 
 
-def recent_stamps(client: Any, survey: str, spec: InputSpec, limit: int) -> np.ndarray:
+def recent_stamps(client: redis.Redis, survey: str, spec: InputSpec, limit: int) -> np.ndarray:
     """Up to ``limit`` stamps of ``survey`` from the scorer's feedback cache (recent alerts,
     delivered or sampled as background): unlabelled data for the latent detector."""
     out: list[np.ndarray] = []
     if limit <= 0:
         return np.zeros((0, *spec.shape), np.float32)
-    for keys in _chunks(client.scan_iter(match=alert_key("*"), count=READ_BATCH), READ_BATCH):
+    cached = client.scan_iter(match=keys.alert_key("*"), count=READ_BATCH)
+    for batch in _chunks(cached, READ_BATCH):
         pipe = client.pipeline(transaction=False)
-        for key in keys:
+        for key in batch:
             pipe.hmget(key, ["meta", "stamp"])
         for meta_raw, stamp_raw in pipe.execute():
             if meta_raw is None or stamp_raw is None:
@@ -186,50 +174,38 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 # -- learner states ----------------------------------------------------------------------------
 
 
-def save_learner_state(client: Any, survey: str, version: str, state: bytes) -> None:
-    client.set(learner_key(survey, version), state)
+def save_learner_state(client: redis.Redis, survey: str, version: str, state: bytes) -> None:
+    client.set(keys.learner_key(survey, version), state)
 
 
-def delete_learner_state(client: Any, survey: str, version: str) -> None:
-    client.delete(learner_key(survey, version))
+def delete_learner_state(client: redis.Redis, survey: str, version: str) -> None:
+    client.delete(keys.learner_key(survey, version))
 
 
-def load_learner_state(client: Any, survey: str, version: str) -> bytes | None:
-    raw: bytes | None = client.get(learner_key(survey, version))
-    return raw
+def load_learner_state(client: redis.Redis, survey: str, version: str) -> bytes | None:
+    return data(client.get(keys.learner_key(survey, version)))
 
 
 # -- trigger state -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AttemptState:
-    """The last completed attempt of a survey (absent: never; revision 0)."""
-
-    revision: int = 0
-    attempted_at: float = 0.0
-    version: str | None = None
-    outcome: str | None = None
-    reason: str = ""
-
-
-def load_attempt(client: Any, survey: str) -> AttemptState:
-    raw: dict[bytes, bytes] = client.hgetall(state_key(survey))
+def load_attempt(client: redis.Redis, survey: str) -> AttemptState:
+    raw = client.hgetall(keys.retrain_state_key(survey))
     if not raw:
         return AttemptState()
-    text = {k.decode(): v.decode() for k, v in raw.items()}
+    fields = {str(text(k)): str(text(v)) for k, v in raw.items()}
     return AttemptState(
-        revision=int(text.get("revision", 0)),
-        attempted_at=float(text.get("attempted_at", 0.0)),
-        version=text.get("version") or None,
-        outcome=text.get("outcome") or None,
-        reason=text.get("reason", ""),
+        revision=int(fields.get("revision", 0)),
+        attempted_at=float(fields.get("attempted_at", 0.0)),
+        version=fields.get("version") or None,
+        outcome=fields.get("outcome") or None,
+        reason=fields.get("reason", ""),
     )
 
 
-def save_attempt(client: Any, survey: str, state: AttemptState) -> None:
+def save_attempt(client: redis.Redis, survey: str, state: AttemptState) -> None:
     client.hset(
-        state_key(survey),
+        keys.retrain_state_key(survey),
         mapping={
             "revision": state.revision,
             "attempted_at": state.attempted_at,

@@ -1,0 +1,7 @@
+"""The scorer: Kafka alerts in, per-user topics out (docs/ARCHITECTURE.md, "The path of an alert").
+
+The service skeleton: ``settings.py``, ``handler.py`` (pure: scores, filters, deliveries),
+``app.py`` (the loop's handler and its wiring), ``metrics.py``, ``cli.py``, ``__main__.py``. Its
+own job: ``model.py`` (a loaded model, the slot it is swapped in), ``selection.py`` (budgets,
+pure), ``records.py`` (what it writes, pure), ``watcher.py`` (model hot swap).
+"""

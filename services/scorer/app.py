@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
+import signal
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from functools import partial
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import redis
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from models.manifest import ModelIntegrityError
-from services.common import model_store, schemas, store
+from services.common import schemas, store
 from services.common.alerts import Alert, Rejected, SchemaSource, decode_message
+from services.common.infra import endpoints
 from services.common.kafka import (
     ConsumerLoop,
     DeadLetter,
@@ -33,141 +30,23 @@ from services.common.kafka import (
     OutMessage,
     consumer,
     ensure_topics,
+    partition_lags,
     producer,
 )
-from services.common.metrics import ScorerMetrics
-from services.common.registry import ANNOUNCE_CHANNEL, Registry
-from services.common.settings import KafkaSettings
-from services.common.users import UserProfile, user_topic
-from services.scorer.handler import MJD_UNIX_EPOCH, ScoredBatch, clock_of, score_batch
-from services.scorer.model import LoadedModel, ModelSlot, load_model
+from services.common.registry import Registry
+from services.common.settings import KafkaSettings, RedisSettings
+from services.common.topics import DEAD_LETTERS, user_topic
+from services.common.users import UserProfile
+from services.scorer.handler import ScoredBatch, clock_of, score_batch
+from services.scorer.metrics import ScorerMetrics
+from services.scorer.model import LoadedModel, ModelSlot
+from services.scorer.records import cache_meta, delivery_record, user_alert_record
 from services.scorer.selection import BudgetSelector, selector_for
 from services.scorer.settings import ScorerSettings
+from services.scorer.watcher import ModelWatcher, wait_for_models
 
 log = logging.getLogger("ahunt.scorer")
 SERVICE = "scorer"
-
-
-class ModelWatcher:
-    """Keeps each survey's model current, loading and warming new versions in this background
-    thread; the scorer picks the new reference up at its next batch (``ModelSlot.swap``).
-
-    A survey with a live version in the model registry (Redis) is served from it: the bytes are
-    fetched into the local cache and their sha256 checked before anything is loaded, on any host,
-    with no shared file system. Other surveys follow ``<model_dir>/<survey>/CURRENT``. The
-    registry is polled every ``models_refresh_s`` and its pub/sub announcement wakes the watcher
-    early, so a missed message only delays a swap. A version that fails verification or loading is
-    refused (metric + log) and the old one stays live."""
-
-    def __init__(
-        self,
-        settings: ScorerSettings,
-        slot: ModelSlot,
-        metrics: ScorerMetrics,
-        registry: Registry | None = None,
-    ) -> None:
-        self.settings, self.slot, self.metrics, self.registry = settings, slot, metrics, registry
-        self.refused: set[tuple[str, str]] = set()
-        self._followed: set[str] = set()  # surveys served from the registry
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
-        self._listener = threading.Thread(target=self._listen, name="model-announce", daemon=True)
-
-    def check(self) -> None:
-        followed = self._check_registry() if self.registry is not None else set()
-        root = self.settings.model_dir
-        for survey in model_store.surveys(root):
-            if survey in followed:
-                continue
-            version = model_store.current_version(root, survey)
-            if version is not None:
-                self._swap_in(
-                    survey, version, partial(model_store.version_dir, root, survey, version)
-                )
-
-    def _check_registry(self) -> set[str]:
-        """Swap in each survey's live registry version; returns the surveys the registry serves."""
-        assert self.registry is not None
-        try:
-            live = {s: v for s in self.registry.surveys() if (v := self.registry.current(s))}
-        except redis.RedisError as exc:  # keep serving; a local CURRENT must not take over
-            log.warning("model registry unreachable (%s): keeping the models in use", exc)
-            return set(self._followed)
-        # A refusal lasts while the version stays live; promoting it again (after restoring its
-        # bytes, say) is a fresh attempt.
-        self.refused = {(s, v) for s, v in self.refused if live.get(s, v) == v}
-        for survey, version in live.items():
-            self._swap_in(survey, version, partial(self.registry.fetch, survey, version))
-        self._followed = set(live)
-        return self._followed
-
-    def _swap_in(self, survey: str, version: str, locate: Callable[[], Path]) -> None:
-        live = self.slot.get(survey)
-        if (live is not None and live.version == version) or (survey, version) in self.refused:
-            return
-        providers = (
-            ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.settings.use_cuda else None
-        )
-        try:
-            model = load_model(locate(), threads=self.settings.threads, providers=providers)
-            if model.version != version:
-                raise ModelIntegrityError(f"{version} holds a model of version {model.version}")
-        except (redis.RedisError, OSError) as exc:  # transient: try again at the next check
-            log.warning("cannot fetch model %s/%s yet: %s", survey, version, exc)
-            return
-        except Exception as exc:  # a bad model must never go live; keep serving the old one
-            log.error("refusing model %s/%s: %s", survey, version, exc)
-            self.refused.add((survey, version))
-            self.metrics.model_load_failures.labels(survey).inc()
-            return
-        old = self.slot.swap(survey, model)
-        if old is not None:
-            self.metrics.model_info.labels(survey, old.version).set(0)
-        self.metrics.model_info.labels(survey, model.version).set(1)
-        self.metrics.model_swaps.labels(survey).inc()
-        log.info("model %s now %s (cuda=%s)", survey, model.version, model.uses_cuda)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.settings.models_refresh_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.check()
-            except Exception:  # the watcher must outlive a bad moment; the old model stays
-                log.exception("model check failed; the models in use stay")
-
-    def _listen(self) -> None:
-        """Wake the watcher on each registry announcement (a hint: polling is the guarantee)."""
-        assert self.registry is not None
-        while not self._stop.is_set():
-            pubsub = self.registry.client.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(ANNOUNCE_CHANNEL)
-                while not self._stop.is_set():
-                    if pubsub.get_message(timeout=1.0) is not None:
-                        self._wake.set()
-            except Exception as exc:  # only a hint is lost: polling carries on
-                log.warning("registry announcements lost (%s): polling only for now", exc)
-                self._stop.wait(self.settings.models_refresh_s)
-            finally:
-                with contextlib.suppress(Exception):
-                    pubsub.close()
-
-    def start(self) -> None:
-        self.check()
-        self._thread.start()
-        if self.registry is not None:
-            self._listener.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        for thread in (self._thread, self._listener):
-            if thread.is_alive():
-                thread.join(timeout_s)
 
 
 class Scorer:
@@ -177,7 +56,7 @@ class Scorer:
         self,
         settings: ScorerSettings,
         slot: ModelSlot,
-        redis_client: Any,
+        redis_client: redis.Redis,
         metrics: ScorerMetrics,
         schema_source: SchemaSource | None,
     ) -> None:
@@ -257,7 +136,12 @@ class Scorer:
         return outputs, dead
 
     def _score(
-        self, survey: str, alerts: list[Alert], sources: list[int], model: LoadedModel, pipe: Any
+        self,
+        survey: str,
+        alerts: list[Alert],
+        sources: list[int],
+        model: LoadedModel,
+        pipe: redis.client.Pipeline,
     ) -> list[OutMessage]:
         wall = time.time()
         now = clock_of(alerts, wall) if self.settings.clock == "event" else wall
@@ -285,83 +169,33 @@ class Scorer:
             ("ahunt-model-version", batch.model_version.encode()),
         )
         for d in batch.deliveries:
-            a = batch.alerts[d.alert]
-            record = {
-                "alert_id": a.alert_id,
-                "object_id": a.object_id,
-                "survey": a.survey,
-                "user": d.user,
-                "score": d.score,
-                "reason": d.reason,
-                "class_probabilities": {
-                    c: float(p) for c, p in zip(batch.classes, batch.probs[d.alert], strict=True)
-                },
-                "novelty": float(batch.novelty[d.alert]),
-                "model_version": batch.model_version,
-                "ra": a.ra,
-                "dec": a.dec,
-                "magnitude": a.magnitude,
-                "alert_time": None
-                if a.observed_mjd is None
-                else int((a.observed_mjd - MJD_UNIX_EPOCH) * 86_400_000),
-                "scored_at": int(wall * 1000),
-                "published_at": int(time.time() * 1000),
-                "cutout_science": a.cutout_bytes[0],
-                "cutout_template": a.cutout_bytes[1],
-                "cutout_difference": a.cutout_bytes[2],
-            }
+            record = user_alert_record(batch, d, wall, time.time())
             # The input's Kafka timestamp lets any client measure consume-to-publish latency.
             source = (("ahunt-source-timestamp-ms", str(sources[d.alert]).encode()),)
             outputs.append(
                 OutMessage(
                     user_topic(d.user),
                     schemas.encode(schemas.USER_ALERT, record),
-                    key=a.alert_id.encode(),
+                    key=batch.alerts[d.alert].alert_id.encode(),
                     headers=headers + source,
                 )
             )
             self.metrics.published.labels(d.user, d.reason).inc()
         return outputs
 
-    def _cache(self, batch: ScoredBatch, pipe: Any, wall: float) -> None:
+    def _cache(self, batch: ScoredBatch, pipe: redis.client.Pipeline, wall: float) -> None:
         delivered = {d.alert for d in batch.deliveries}
         background = self.rng.random(len(batch.alerts)) < self.settings.background_sample
         ttl = self.settings.cache_ttl_s
         for i, a in enumerate(batch.alerts):
             if i not in delivered and not background[i]:
                 continue
-            meta = {
-                "alert_id": a.alert_id,
-                "object_id": a.object_id,
-                "survey": a.survey,
-                "schema_version": a.schema_version,
-                "ra": a.ra,
-                "dec": a.dec,
-                "magnitude": a.magnitude,
-                "observed_mjd": a.observed_mjd,
-                "model_version": batch.model_version,
-                "classes": batch.classes,
-                "probs": [float(p) for p in batch.probs[i]],
-                "novelty": float(batch.novelty[i]),
-                "cached_at": wall,
-                "background": i not in delivered,
-            }
+            meta = cache_meta(batch, i, wall, background=i not in delivered)
             store.cache_alert(pipe, a.alert_id, meta, batch.stamps[i], a.cutout_bytes, ttl)
         for d in batch.deliveries:
-            a = batch.alerts[d.alert]
-            store.record_delivery(
-                pipe,
-                d.user,
-                a.alert_id,
-                {
-                    "score": d.score,
-                    "reason": d.reason,
-                    "model_version": batch.model_version,
-                    "delivered_at": wall,
-                },
-                ttl,
-                self.settings.candidates_max,
-            )
+            alert_id = batch.alerts[d.alert].alert_id
+            record = delivery_record(batch, d, wall)
+            store.record_delivery(pipe, d.user, alert_id, record, ttl, self.settings.candidates_max)
 
 
 def source_timestamp_ms(m: Message) -> int:
@@ -376,16 +210,11 @@ def observe_end_to_end(metrics: ScorerMetrics, messages: Sequence[Message]) -> N
 
 
 def update_lag(c: Consumer, metrics: ScorerMetrics) -> None:
-    """Consumer lag per assigned partition, never negative (some brokers report odd watermarks)."""
+    """Consumer lag per assigned partition (``kafka.partition_lags``)."""
     assigned = c.assignment()
     if not assigned:
         return
-    committed = c.committed(assigned, timeout=5)
-    for tp in committed:
-        _low, high = c.get_watermark_offsets(
-            TopicPartition(tp.topic, tp.partition), timeout=5, cached=False
-        )
-        lag = max(0, high - max(tp.offset, 0))
+    for tp, lag in partition_lags(c, assigned, timeout_s=5):
         metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
 
 
@@ -403,7 +232,7 @@ def build_loop(
     settings: ScorerSettings,
     kafka: KafkaSettings,
     bootstrap: str,
-    redis_client: Any,
+    redis_client: redis.Redis,
     metrics: ScorerMetrics,
     slot: ModelSlot,
 ) -> ConsumerLoop:
@@ -415,7 +244,7 @@ def build_loop(
     scorer = Scorer(settings, slot, redis_client, metrics, schema_source)
     scorer.refresh_users(force=True)
     ensure_topics(
-        kafka, bootstrap, [*settings.input_topics, "ahunt.dlq", *(u.topic for u in scorer.users)]
+        kafka, bootstrap, [*settings.input_topics, DEAD_LETTERS, *(u.topic for u in scorer.users)]
     )
     c = consumer(kafka, bootstrap, settings.group_id)
     topics = list(settings.input_topics)
@@ -454,13 +283,34 @@ def build_loop(
     return loop
 
 
-def wait_for_models(slot: ModelSlot, watcher: ModelWatcher, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not slot.versions():
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                "no model to serve: promote one in the registry (ahunt models) or export one under "
-                "the model directory (<model_dir>/<survey>/<version>/ and <survey>/CURRENT)"
-            )
-        watcher.check()
-        time.sleep(0.5)
+def run(settings: ScorerSettings | None = None) -> int:
+    """Score in the foreground. SIGTERM and SIGINT let the current batch finish, be delivered
+    and committed, then exit."""
+    settings = settings or ScorerSettings()
+    kafka = KafkaSettings()
+    metrics = ScorerMetrics.default()
+    metrics.serve(settings.metrics_port)
+    slot = ModelSlot()
+    with endpoints(kafka.bootstrap_servers, RedisSettings().url) as ep:
+        redis_client = store.connect(ep.redis)
+        # Models come from the registry in Redis (any host), else from model_dir's CURRENT.
+        registry = (
+            Registry(redis_client, settings.registry_cache_dir) if settings.registry else None
+        )
+        watcher = ModelWatcher(settings, slot, metrics, registry)
+        wait_for_models(slot, watcher, settings.model_wait_s or float("inf"))
+        watcher.start()
+        loop = build_loop(settings, kafka, ep.kafka, redis_client, metrics, slot)
+
+        def stop(_signum: int, _frame: object) -> None:
+            loop.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("scoring %s with %s", settings.input_topics, slot.versions())
+        try:
+            loop.run()
+        finally:
+            watcher.stop()
+            loop.consumer.close()
+    return 0

@@ -21,7 +21,7 @@ from models.interest import (
     personal_scores,
     weight_matrix,
 )
-from models.preprocess import assemble, preprocess
+from models.preprocess import prepare
 from services.common.alerts import Alert
 from services.common.users import Filters, UserProfile
 from services.scorer.model import LoadedModel
@@ -51,13 +51,9 @@ class ScoredBatch:
 
 
 def prepare_stamps(alerts: Sequence[Alert], model: LoadedModel) -> np.ndarray:
-    """Cutouts -> the model's input, with the one preprocessing function shared with training.
-
-    Stamps cut at a CCD edge are padded (and masked) to the model's size by ``assemble``.
-    """
-    spec = model.spec
-    raw, valid = assemble([a.cutouts[: spec.channels] for a in alerts], spec)
-    return preprocess(raw, model.preprocessing, valid)
+    """Cutouts -> the model's input (``models.preprocess.prepare``, shared with training), with
+    the input spec and preprocessing the model's manifest records."""
+    return prepare([a.cutouts for a in alerts], model.spec, model.preprocessing)
 
 
 def angular_distance_deg(ra1: np.ndarray, dec1: np.ndarray, ra2: float, dec2: float) -> np.ndarray:

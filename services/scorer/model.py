@@ -14,15 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.manifest import Manifest, load_session, session_uses_cuda
+from models.manifest import Manifest
 from models.preprocess import InputSpec, Preprocessing
-
-
-@dataclass(frozen=True)
-class Inference:
-    latent: np.ndarray  # (N, D)
-    probs: np.ndarray  # (N, K+1), column reserve_index = reserve
-    novelty: np.ndarray  # (N,)
+from models.session import BATCH_SIZE, Outputs, load_session, run_session, session_uses_cuda
 
 
 @dataclass(frozen=True)
@@ -41,25 +35,20 @@ class LoadedModel:
     def classes(self) -> list[str]:
         return list(self.manifest.classes)
 
-    def infer(self, x: np.ndarray, batch_size: int = 256) -> Inference:
+    def infer(self, x: np.ndarray, batch_size: int = BATCH_SIZE) -> Outputs:
+        """The model's outputs on preprocessed stamps; raises on a wrong input shape and on
+        non-finite outputs (a model that gives them must not route alerts)."""
         if x.shape[1:] != self.spec.shape:
             raise ValueError(f"model {self.version} expects {self.spec.shape}, got {x.shape[1:]}")
-        parts: list[list[np.ndarray]] = [[], [], []]
-        for start in range(0, len(x), batch_size):
-            out = self.session.run(  # type: ignore[attr-defined]
-                ["latent", "probs", "novelty"], {"stamps": x[start : start + batch_size]}
-            )
-            for i in range(3):
-                parts[i].append(out[i])
-        if not parts[0]:
+        if not len(x):
             k = len(self.manifest.classes)
-            return Inference(
+            return Outputs(
                 np.zeros((0, 0), np.float32), np.zeros((0, k), np.float32), np.zeros(0, np.float32)
             )
-        latent, probs, novelty = (np.concatenate(p) for p in parts)
-        if not (np.isfinite(probs).all() and np.isfinite(novelty).all()):
+        out = run_session(self.session, x, batch_size)
+        if not (np.isfinite(out.probs).all() and np.isfinite(out.novelty).all()):
             raise FloatingPointError(f"model {self.version} produced non-finite outputs")
-        return Inference(latent, probs, novelty)
+        return out
 
 
 def load_model(

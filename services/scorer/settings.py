@@ -1,4 +1,5 @@
-"""Scorer settings (env prefix ``AHUNT_SCORER_``; Kafka and Redis endpoints are shared)."""
+"""Scorer settings (env prefix ``AHUNT_SCORER_``; the Kafka and Redis sections are shared:
+``services.common.settings``)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,18 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import Settings
+from services.common.topics import ALERTS
 
 
-class RedisSettings(BaseSettings):
-    """``REDIS_URL``; unset starts the embedded Redis."""
+class ScorerSettings(Settings):
+    """The scorer (``ahunt scorer``)."""
 
-    model_config = SettingsConfigDict(env_prefix="REDIS_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AHUNT_SCORER_")
 
-    url: str | None = None
-
-
-class ScorerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AHUNT_SCORER_", frozen=True, extra="ignore")
-
-    input_topics: list[str] = Field(default_factory=lambda: ["ahunt.alerts"])
+    input_topics: list[str] = Field(default_factory=lambda: [ALERTS])
     group_id: str = "ahunt-scorer"
     model_dir: Path = Field(
         default=Path("var/models"),

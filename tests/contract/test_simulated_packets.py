@@ -19,7 +19,7 @@ import pytest
 
 from services.common.alerts import Alert, Rejected, decode_message
 from services.common.cutouts import decode_stamp, decode_stamp_astropy
-from services.simulator import (
+from services.tools.simulator import (
     BAD_KINDS,
     CLASSES,
     SimulatedAlert,
@@ -27,7 +27,7 @@ from services.simulator import (
     bad_packets,
     simulate_night,
 )
-from services.simulator import packets as ztf_packets
+from services.tools.simulator import packets as ztf_packets
 from tests.samples import ROOT as SAMPLES
 
 REAL_V4 = SAMPLES / "ztf/ztf_20250302_programid1_ZTF17aaarzyp_2982177112815010003.v4_02.avro"

@@ -22,9 +22,6 @@ DEPLOY = ROOT / "deploy"
 RULES = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 IMAGE = "ahunt-broker"
-# Services other helpers are writing: until their package exists, what needs them is reported as
-# pending (skipped with this reason) instead of failing. TODO(lead): empty once both have landed.
-PENDING_PACKAGES = {"feedback": "services/feedback", "retrain": "services/retrain"}
 # Series every Prometheus makes itself; the queries may use them.
 PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS"}
 ALWAYS_LABELS = {"job", "instance", "le", "quantile", "__name__"}
@@ -205,18 +202,6 @@ def rule_queries() -> Iterator[Query]:
 
 def all_queries() -> list[Query]:
     return [*dashboard_queries(), *rule_queries()]
-
-
-def pending_service_of(metric: str) -> str | None:
-    """The not-yet-written service a metric belongs to, if any."""
-    for service, package in PENDING_PACKAGES.items():
-        if metric.startswith(f"ahunt_{service}_") and not (ROOT / package).exists():
-            return service
-    return None
-
-
-def pending_services() -> set[str]:
-    return {s for s, package in PENDING_PACKAGES.items() if not (ROOT / package).exists()}
 
 
 def promtool() -> str:

@@ -22,7 +22,6 @@ from tests.deploy.deploy_refs import (
     IMAGE,
     ROOT,
     load_yaml_documents,
-    pending_services,
 )
 
 COMPOSE = DEPLOY / "compose.yaml"
@@ -41,12 +40,9 @@ def subcommands() -> set[str]:
 
 
 def check_command(args: list[str], where: str) -> None:
-    """``args`` (after the ``ahunt`` entry point) parse as an existing sub-command, or belong to
-    a service still being written (then skipped with a TODO)."""
+    """``args`` (after the ``ahunt`` entry point) parse as an existing sub-command."""
     assert args, f"{where}: no command"
     if args[0] not in subcommands():
-        if args[0] in pending_services():
-            pytest.skip(f"TODO(lead): `ahunt {args[0]}` ({where}) is not written yet")
         raise AssertionError(f"{where}: `ahunt {args[0]}` is not a sub-command of ahunt")
     try:
         build_parser().parse_args(args)
@@ -56,13 +52,8 @@ def check_command(args: list[str], where: str) -> None:
 
 def check_env(names: set[str], where: str) -> None:
     ours = {n for n in names if n.startswith(ENV_PREFIXES)} - ENV_NOT_SETTINGS
-    unknown = ours - all_env_names()
-    pending = {
-        n for n in unknown if any(n.startswith(f"AHUNT_{s.upper()}_") for s in pending_services())
-    }
-    assert unknown == pending, f"{where}: no settings class reads {sorted(unknown - pending)}"
-    if pending:
-        pytest.skip(f"TODO(lead): {sorted(pending)} ({where}) belong to services not written yet")
+    unknown = ours - all_env_names(strict=True)
+    assert not unknown, f"{where}: no settings class reads {sorted(unknown)}"
 
 
 def test_every_deploy_yaml_parses() -> None:
@@ -302,6 +293,8 @@ def test_dockerfile_serving_and_training_targets() -> None:
     serving = "\n".join(lineage(stages, "serving"))
     training = "\n".join(lineage(stages, "training")) + "\n".join(stages["deps-training"])
     assert "torch" not in serving.replace('! python -c "import torch"', "")
+    # The serving image carries no benchmarks: the serving path never imports bench/.
+    assert "COPY bench/" not in serving and "COPY bench/" in training
     assert "torchvision" not in training.replace("! pip show torchvision", "")
     assert "torch==${TORCH_VERSION}" in training and "ARG TORCH_VERSION=2.13.0" in training
     assert "download.pytorch.org/whl/cpu" in training
@@ -328,7 +321,7 @@ def test_dockerfile_copies_only_files_that_exist_and_are_in_the_context() -> Non
 
 BLOCK_TRAINING = (
     "import sys\n"
-    "for name in ('torch', 'sklearn', 'onnx', 'onnxscript', 'matplotlib', 'coniferest'):\n"
+    "for name in ('torch', 'sklearn', 'onnx', 'onnxscript', 'matplotlib', 'coniferest', 'bench'):\n"
     "    sys.modules[name] = None  # as in the serving image: these are not installed\n"
 )
 
@@ -342,6 +335,7 @@ def test_serving_image_commands_work_without_training_dependencies() -> None:
         "p = build_parser()\n"
         "for args in (['scorer'], ['replay', 'x.avro'], ['decode', 'x.avro']):\n"
         "    p.parse_args(args)\n"
+        "assert 'bench' not in p._subparsers._group_actions[0].choices  # no bench/ there\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -361,7 +355,7 @@ def test_healthcheck_reads_the_scorer_model_gauge() -> None:
     assert not healthcheck.serves_model(text)
     assert healthcheck.serves_model(text + 'ahunt_scorer_model_info{survey="ztf",version="b"} 1.0')
     assert healthcheck.check("replay", ready=False)[0]  # no HTTP port: alive is healthy
-    assert set(healthcheck.PORTS) <= subcommands() | pending_services()
+    assert set(healthcheck.PORTS) <= subcommands()
     variables = {v for v, _ in healthcheck.PORTS.values()}
     check_env(variables, "deploy/healthcheck.py")
 
@@ -378,6 +372,37 @@ def test_the_cli_parses_without_importing_the_learning_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "scorer []", out.stderr[-2000:]
+
+
+def test_ahunt_help_imports_no_command_module() -> None:
+    """`ahunt --help` (and building the parser in every process) imports no sub-command: each
+    command's module loads when that command is parsed."""
+    code = (
+        "import sys\n"
+        "from services.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('services', 'models', 'bench')"
+        " and m not in ('services', 'services.cli', 'bench', 'bench.commands')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
+
+
+def test_the_services_log_at_info_and_the_demo_only_warnings() -> None:
+    from services.cli import parse_args
+
+    oracle = ["oracle", "--user", "u", "--token", "t", "--truth", "t.csv"]
+    for args in (
+        ["scorer"],
+        ["feedback"],
+        ["retrain"],
+        ["bootstrap", "--from", "x"],
+        ["up"],
+        oracle,
+    ):
+        assert parse_args(args).log_level == "INFO", args
+    assert parse_args(["demo"]).log_level == "WARNING"
+    assert parse_args(["replay", "x.avro"]).log_level is None  # prints its own lines
 
 
 def test_bench_paper_options_are_parsed_in_a_second_step() -> None:

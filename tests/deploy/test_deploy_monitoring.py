@@ -23,7 +23,6 @@ from tests.deploy.deploy_refs import (
     exported_series,
     label_names,
     metric_names,
-    pending_service_of,
     promtool,
     rules,
 )
@@ -91,8 +90,7 @@ def test_every_query_names_metrics_and_labels_the_code_defines() -> None:
         assert names, f"{q.where}: no metric in {q.expr!r}"
         known = names & (set(series) | PROMETHEUS_OWN)
         for name in names - known:
-            if pending_service_of(name) is None:
-                problems.append(f"{q.where}: {name} is not defined in services/")
+            problems.append(f"{q.where}: {name} is not defined in services/")
         labels = {"job", "instance", "le", "quantile"}
         for name in known - PROMETHEUS_OWN:
             labels |= set(series[name].labels)
@@ -196,13 +194,7 @@ def test_operations_doc_configuration_reference_is_in_sync() -> None:
 
 
 def test_every_settings_class_is_documented() -> None:
-    missing = [
-        m
-        for m, _ in config_doc.SETTINGS_CLASSES
-        if not (ROOT / m.replace(".", "/")).with_suffix(".py").exists()
-    ]
-    if missing:
-        pytest.skip(f"TODO(lead): settings modules not written yet: {missing}")
+    """Every settings class imports (a missing service or dependency fails here, never skips)."""
     classes = list(config_doc.load_classes(strict=True))
     assert len(classes) == len(config_doc.SETTINGS_CLASSES)
 

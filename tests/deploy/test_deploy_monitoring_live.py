@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.common import store
+from services.common import keys, store
 from services.common.embedded import EmbeddedRedis, free_port
 from services.common.kafka import producer
 from services.common.registry import Registry
@@ -333,7 +333,7 @@ def test_every_dashboard_query_and_alert_rule_runs_on_the_real_services(
     )
 
     # Labels through the API (the retrain service starts on the second), and one 404.
-    delivered = [k.decode() for k in context["client"].hkeys(store.delivered_key(USER))]
+    delivered = [k.decode() for k in context["client"].hkeys(keys.delivered_key(USER))]
     assert len(delivered) == len(ztf_payloads)
     for alert_id, label in zip(delivered[:3], ("supernova", "supernova", "artefact"), strict=True):
         status = post_json(

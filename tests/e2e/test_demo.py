@@ -19,7 +19,9 @@ pytest.importorskip("torch")
 # The shortened demo takes ~3-5 minutes on 2 cores (the module fixture runs inside the first test).
 pytestmark = pytest.mark.timeout(1200)
 
-from services.demo.run import USERS, DemoResult, default_samples, run_demo  # noqa: E402
+from services.tools.demo.report import DemoResult  # noqa: E402
+from services.tools.demo.run import default_samples, run_demo  # noqa: E402
+from services.tools.demo.users import USERS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from services.cli import main
 from services.common import schemas
 from services.common.kafka import Delivery, OutMessage, producer
 from services.common.settings import KafkaSettings
-from services.common.users import user_topic
+from services.common.topics import user_topic
 from tests.samples import ROOT, sample_files
 
 

@@ -12,7 +12,6 @@ from confluent_kafka import Message, TopicPartition
 
 from services.common.embedded import EmbeddedKafka
 from services.common.kafka import (
-    DLQ_TOPIC,
     ConsumerLoop,
     DeadLetter,
     Delivery,
@@ -23,6 +22,7 @@ from services.common.kafka import (
     producer,
 )
 from services.common.settings import KafkaSettings
+from services.common.topics import DEAD_LETTERS
 
 
 def _fill(bootstrap: str, settings: KafkaSettings, topic: str, values: Sequence[bytes]) -> None:
@@ -105,7 +105,7 @@ def test_poison_goes_to_the_dlq_with_its_reason_and_is_committed(
     new_topic: Callable[..., str],
     group_id: str,
 ) -> None:
-    ensure_topics(kafka_settings, kafka_bootstrap, [DLQ_TOPIC])
+    ensure_topics(kafka_settings, kafka_bootstrap, [DEAD_LETTERS])
     src, out = new_topic("src"), new_topic("out")
     marker = f"poison-{group_id}".encode()
     _fill(kafka_bootstrap, kafka_settings, src, [b"good-1", marker, b"good-2"])
@@ -125,7 +125,7 @@ def test_poison_goes_to_the_dlq_with_its_reason_and_is_committed(
     assert len(_read_all(kafka_bootstrap, kafka_settings, out, 2)) == 2
     letters = [
         json.loads(m.value() or b"{}")
-        for m in _read_all(kafka_bootstrap, kafka_settings, DLQ_TOPIC, 10_000, timeout=8)
+        for m in _read_all(kafka_bootstrap, kafka_settings, DEAD_LETTERS, 10_000, timeout=8)
     ]
     mine = [d for d in letters if bytes.fromhex(d["original"]) == marker]
     assert len(mine) == 1

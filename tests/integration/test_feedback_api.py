@@ -16,10 +16,11 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from services.cli import main as ahunt
-from services.common import labels, store
+from services.common import keys, labels, store
 from services.common.alerts import Alert
 from services.common.embedded import EmbeddedRedis
 from services.common.labels import MAX_COMMENT, LabelRecord, resolve_training_labels
+from services.common.values import stamp_from_bytes
 from services.feedback.app import ROUTERS
 from services.feedback.tokens import add_user
 from tests.integration.test_feedback_support import (
@@ -100,16 +101,16 @@ def test_label_is_created_then_replaced_never_duplicated(api: Api) -> None:
     # The stamp left the TTL cache for the permanent training set, bit for bit.
     example = labels.training_example(api.redis, "1001")
     assert example is not None
-    raw_stamp: Any = api.redis.hget(store.alert_key("1001"), "stamp")
-    cached = store.stamp_from_bytes(raw_stamp)
+    raw_stamp: Any = api.redis.hget(keys.alert_key("1001"), "stamp")
+    cached = stamp_from_bytes(raw_stamp)
     np.testing.assert_array_equal(example[0], cached)
-    assert api.redis.ttl(labels.train_key("1001")) == -1  # no expiry
+    assert api.redis.ttl(keys.train_key("1001")) == -1  # no expiry
     assert [e["label"] for e in outbox(api.redis)] == ["sn_ia", "artefact"]
 
 
 def test_label_survives_cache_expiry_once_in_training_set(api: Api) -> None:
     assert post(api, api.alice, alert_id="1002", label="agn").status_code == 201
-    api.redis.delete(store.alert_key("1002"))  # the scorer's cache entry expired
+    api.redis.delete(keys.alert_key("1002"))  # the scorer's cache entry expired
     r = post(api, api.bob, alert_id="1002", label="agn")
     assert r.status_code == 201, r.text  # still labellable: it is in the training set
     assert labels.training_example(api.redis, "1002") is not None
@@ -119,7 +120,7 @@ def test_unknown_or_expired_alert_is_404_with_a_message(api: Api) -> None:
     r = post(api, api.alice, alert_id="424242", label="sn")
     assert r.status_code == 404
     assert "unknown or expired" in r.json()["detail"]
-    api.redis.delete(store.alert_key("1003"))  # expired before anyone labelled it
+    api.redis.delete(keys.alert_key("1003"))  # expired before anyone labelled it
     assert post(api, api.alice, alert_id="1003", label="sn").status_code == 404
     assert labels.user_labels(api.redis, "alice") == []
     assert outbox(api.redis) == []
@@ -197,10 +198,10 @@ def test_invalid_feedback_is_422(api: Api, body: dict[str, Any]) -> None:
     ],
 )
 def test_invalid_interest_is_422_and_changes_nothing(api: Api, body: dict[str, Any]) -> None:
-    before = api.redis.hget(store.USERS, "alice")
+    before = api.redis.hget(keys.USERS, "alice")
     r = api.http.put("/v1/me/interest", json=body, headers=api.alice)
     assert r.status_code == 422, r.text
-    assert api.redis.hget(store.USERS, "alice") == before
+    assert api.redis.hget(keys.USERS, "alice") == before
 
 
 def test_interest_is_the_profile_the_scorer_reads(api: Api) -> None:
@@ -260,7 +261,7 @@ def test_questions_are_the_best_unlabelled_candidates(api: Api) -> None:
     items = api.http.get("/v1/me/questions?limit=2", headers=api.alice).json()["items"]
     assert [(q["alert_id"], q["reason"]) for q in items] == [("1001", "top"), ("1003", "random")]
     post(api, api.alice, alert_id="1001", label="sn")
-    api.redis.delete(store.alert_key("1003"))  # expired: can no longer be labelled
+    api.redis.delete(keys.alert_key("1003"))  # expired: can no longer be labelled
     items = api.http.get("/v1/me/questions", headers=api.alice).json()["items"]
     assert [q["alert_id"] for q in items] == ["1002"]
     assert items[0]["score"] == pytest.approx(0.7) and items[0]["alert_url"] == "/v1/alerts/1002"
@@ -279,11 +280,11 @@ def test_alert_view_and_cutouts_png(api: Api) -> None:
     width, height = png_size(r.content)
     assert (width, height) == (3 * 63 * 4 + 2 * 4, 63 * 4)  # three real 63x63 stamps, x4
     # Once the cache expires, the training set's preprocessed stamp is shown instead.
-    api.redis.delete(store.alert_key("1001"))
+    api.redis.delete(keys.alert_key("1001"))
     r = api.http.get("/v1/alerts/1001/cutouts.png", headers=api.alice)
     assert r.status_code == 200 and r.headers["x-ahunt-cutouts"] == "preprocessed"
     assert api.http.get("/v1/alerts/1001", headers=api.alice).json()["cached"] is True
-    api.redis.delete(store.alert_key("1002"))  # expired and never labelled: no picture left
+    api.redis.delete(keys.alert_key("1002"))  # expired and never labelled: no picture left
     assert api.http.get("/v1/alerts/1002/cutouts.png", headers=api.alice).status_code == 404
 
 
@@ -378,7 +379,7 @@ def test_users_command_adds_lists_and_revokes(
     assert ahunt(["users", "add", "carol"]) == 0
     token = capsys.readouterr().out.strip().rsplit(" ", 1)[1]
     assert token.startswith("ahunt_") and len(token) > 40
-    hashes: Any = api.redis.hkeys(store.TOKENS)
+    hashes: Any = api.redis.hkeys(keys.TOKENS)
     assert token.encode() not in b"".join(hashes)  # only its hash is stored
     assert "carol" in {p.name for p in store.load_profiles(api.redis)}  # routed to at once
     assert api.http.get("/v1/me", headers=bearer(token)).json()["user"] == "carol"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common import labels, store
+from services.common import keys, labels, store
 from services.common.embedded import EmbeddedRedis
 from services.feedback.tokens import add_user
 from tests.integration.test_feedback_support import TestClient, bearer, make_app, seed_alert
@@ -69,7 +69,7 @@ def test_labels_survive_kill_9_of_redis_and_503_until_it_is_back(
     assert stored == {"1": "sn", "2": "sn", "3": "agn"}
     assert labels.training_example(after, "1") is not None  # the stamp copy survived too
     assert {p.name: p for p in store.load_profiles(after)}["alice"].weights == {"agn": 1.0}
-    assert after.llen(store.FEEDBACK_OUTBOX) == 3  # no producer: every event still queued
+    assert after.llen(keys.FEEDBACK_OUTBOX) == 3  # no producer: every event still queued
 
 
 def test_restarted_api_and_redis_keep_every_label(private_redis: EmbeddedRedis) -> None:

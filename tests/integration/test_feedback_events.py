@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaError
 
-from services.common import schemas, store
+from services.common import keys, schemas
 from services.common.embedded import EmbeddedRedis, free_port
 from services.common.kafka import consumer, producer
 from services.common.settings import KafkaSettings
@@ -68,7 +68,7 @@ def test_label_and_undo_events_arrive_on_the_feedback_topic(
             assert http.post("/v1/feedback", json=body, headers=token).status_code == 201
             assert http.delete("/v1/feedback/77", headers=token).status_code == 204
             events = read_events(c, 2)
-            wait_until(lambda: redis_client.llen(store.FEEDBACK_OUTBOX) == 0)
+            wait_until(lambda: redis_client.llen(keys.FEEDBACK_OUTBOX) == 0)
             assert "ahunt_feedback_events_published_total 2.0" in http.get("/metrics").text
     finally:
         c.close()
@@ -114,8 +114,8 @@ def test_kafka_down_keeps_events_in_the_outbox_until_delivered(
         wait_until(
             lambda: "ahunt_feedback_publish_errors_total 0.0" not in http.get("/metrics").text
         )
-        assert redis_client.llen(store.FEEDBACK_OUTBOX) == 1
-    assert redis_client.llen(store.FEEDBACK_OUTBOX) == 1  # shutdown did not drop it either
+        assert redis_client.llen(keys.FEEDBACK_OUTBOX) == 1
+    assert redis_client.llen(keys.FEEDBACK_OUTBOX) == 1  # shutdown did not drop it either
     del app, dead  # stop the dead producer's reconnect attempts
 
     # Kafka is back (an API with a working producer): the waiting event goes out.
@@ -130,7 +130,7 @@ def test_kafka_down_keeps_events_in_the_outbox_until_delivered(
     try:
         with TestClient(app):
             events = read_events(c, 1)
-            wait_until(lambda: redis_client.llen(store.FEEDBACK_OUTBOX) == 0)
+            wait_until(lambda: redis_client.llen(keys.FEEDBACK_OUTBOX) == 0)
     finally:
         c.close()
     assert [(e[2]["user"], e[2]["alert_id"], e[2]["label"]) for e in events] == [

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from services.common import store
+from services.common import keys, store
 from services.feedback.app import create_app
 from services.feedback.serve import redis_client
 from services.feedback.settings import FeedbackSettings
@@ -89,4 +89,4 @@ def bearer(token: str) -> dict[str, str]:
 
 def outbox(client: Any) -> list[dict[str, Any]]:
     """The queued feedback events, oldest first."""
-    return [json.loads(e) for e in reversed(client.lrange(store.FEEDBACK_OUTBOX, 0, -1))]
+    return [json.loads(e) for e in reversed(client.lrange(keys.FEEDBACK_OUTBOX, 0, -1))]

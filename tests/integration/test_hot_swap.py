@@ -19,7 +19,7 @@ import pytest
 import redis
 from confluent_kafka import KafkaError, Message
 from confluent_kafka.admin import AdminClient
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from models.export import export_onnx
 from models.learner import AhuntLearner, LearnerConfig
@@ -29,11 +29,13 @@ from services.common.alerts import Alert, decode_message
 from services.common.kafka import consumer, producer
 from services.common.registry import Registry
 from services.common.settings import KafkaSettings
-from services.common.users import Budget, UserProfile, user_topic
-from services.scorer.app import ModelWatcher, build_loop
+from services.common.topics import user_topic
+from services.common.users import Budget, UserProfile
+from services.scorer.app import build_loop
+from services.scorer.metrics import ScorerMetrics
 from services.scorer.model import ModelSlot
 from services.scorer.settings import ScorerSettings
-from tests.infra_fixtures import shared_scorer_metrics
+from services.scorer.watcher import ModelWatcher
 
 V1, V2 = "ztf-0001", "ztf-0002"
 PHASE_BATCHES = 100  # alerts scored in each phase (v1, v2, v1 again) before moving on
@@ -132,8 +134,9 @@ def _outputs(
     return got
 
 
-def _swaps() -> float:
-    return REGISTRY.get_sample_value("ahunt_scorer_model_swaps_total", {"survey": "ztf"}) or 0.0
+def _swaps(metrics: ScorerMetrics) -> float:
+    value = metrics.registry.get_sample_value("ahunt_scorer_model_swaps_total", {"survey": "ztf"})
+    return value or 0.0
 
 
 def test_promote_and_rollback_under_load_lose_nothing(
@@ -147,7 +150,7 @@ def test_promote_and_rollback_under_load_lose_nothing(
     ztf_payloads: list[bytes],
     tmp_path: Path,
 ) -> None:
-    metrics = shared_scorer_metrics()
+    metrics = ScorerMetrics(CollectorRegistry())
     single = [p for p in ztf_payloads if b"topLevelRecord" not in p]
     src = new_topic("alerts")
     user = UserProfile(
@@ -174,7 +177,7 @@ def test_promote_and_rollback_under_load_lose_nothing(
         metrics_port=0,
     )
     slot = ModelSlot()
-    swaps_before = _swaps()
+    swaps_before = _swaps(metrics)
     watcher = ModelWatcher(settings, slot, metrics, Registry(redis_client, tmp_path / "cache"))
     watcher.start()
     assert slot.versions() == {"ztf": V1}
@@ -231,7 +234,7 @@ def test_promote_and_rollback_under_load_lose_nothing(
     assert promoted_at - 0.001 <= first_v2 <= rolled_back_at <= first_back + 0.001
     assert first_v2 - promoted_at <= SWITCH_WITHIN_S
     assert first_back - rolled_back_at <= SWITCH_WITHIN_S
-    assert _swaps() - swaps_before == 3  # the first load, the promotion, the rollback
+    assert _swaps(metrics) - swaps_before == 3  # the first load, the promotion, the rollback
     seconds = sorted(s for _, s, _ in batches)
     # The load and warm-up run in the watcher thread: batches finishing within 2 s of a switch
     # show what that costs the hot path (printed, not asserted: timings vary with the machine).

@@ -11,20 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from models.export import export_onnx
 from models.learner import AhuntLearner, LearnerConfig
 from models.preprocess import ZTF_SPEC, Preprocessing, assemble, fit_stamp, preprocess
 from services.cli import main as ahunt
 from services.common.alerts import Alert
-from services.common.metrics import ScorerMetrics
-from services.common.registry import Registry, RegistryError, model_key
-from services.scorer.app import ModelWatcher
+from services.common.keys import model_key
+from services.common.registry import Registry, RegistryError
 from services.scorer.handler import prepare_stamps
+from services.scorer.metrics import ScorerMetrics
 from services.scorer.model import ModelSlot
 from services.scorer.settings import ScorerSettings
-from tests.infra_fixtures import shared_scorer_metrics
+from services.scorer.watcher import ModelWatcher
 
 V1, V2 = "ztf-0001", "ztf-0002"
 
@@ -67,7 +67,7 @@ def versions(
 
 @pytest.fixture
 def metrics() -> ScorerMetrics:
-    return shared_scorer_metrics()
+    return ScorerMetrics(CollectorRegistry())  # its own registry: counts start at 0
 
 
 def _watcher(
@@ -84,8 +84,10 @@ def _watcher(
     return ModelWatcher(settings, slot, metrics, Registry(client, tmp_path / host / "cache")), slot
 
 
-def _failures() -> float:
-    value = REGISTRY.get_sample_value("ahunt_scorer_model_load_failures_total", {"survey": "ztf"})
+def _failures(metrics: ScorerMetrics) -> float:
+    value = metrics.registry.get_sample_value(
+        "ahunt_scorer_model_load_failures_total", {"survey": "ztf"}
+    )
     return value or 0.0
 
 
@@ -145,12 +147,12 @@ def test_corrupted_bytes_are_refused_and_the_old_model_stays(
     assert isinstance(data, bytes)
     mid = len(data) // 2
     redis_client.hset(key, "onnx", data[:mid] + bytes([data[mid] ^ 0x40]) + data[mid + 1 :])
-    before = _failures()
+    before = _failures(metrics)
     registry.promote("ztf", V2)
     watcher.check()
     watcher.check()  # refused once, not retried on every poll
     assert slot.versions() == {"ztf": V1}
-    assert _failures() == before + 1
+    assert _failures(metrics) == before + 1
     assert not (tmp_path / "a" / "cache" / "ztf" / V2).exists()
     assert ("ztf", V2) in watcher.refused
     # Rolling back to the sound version is still possible and serves it.
@@ -161,7 +163,7 @@ def test_corrupted_bytes_are_refused_and_the_old_model_stays(
     redis_client.hset(key, "onnx", data)
     registry.promote("ztf", V2)
     watcher.check()
-    assert slot.versions() == {"ztf": V2} and _failures() == before + 1
+    assert slot.versions() == {"ztf": V2} and _failures(metrics) == before + 1
 
 
 def test_rejected_version_is_never_served(

@@ -20,20 +20,20 @@ from bench.retrain import synthetic_stamps
 from models.learner import AhuntLearner, LearnerConfig
 from models.preprocess import SURVEY_PREPROCESSING, ZTF_SPEC, InputSpec
 from services import cli
-from services.common import labels
+from services.common import keys, labels
 from services.common.alerts import Alert
 from services.common.embedded import EmbeddedRedis
-from services.common.registry import Registry, model_key
+from services.common.keys import model_key
+from services.common.registry import Registry
 from services.common.store import cache_alert, save_profile
 from services.common.users import UserProfile
 from services.retrain import storage
+from services.retrain.app import RetrainLoop, locked_run, retrain_once
 from services.retrain.bootstrap import bootstrap, load_alerts, pool_examples, spec_for
 from services.retrain.candidate import PhaseTimer, RetrainOutcome, publish_candidate
 from services.retrain.dataset import Examples, id_fraction
-from services.retrain.loop import RetrainLoop, locked_run, retrain_once
 from services.retrain.metrics import RetrainMetrics
 from services.retrain.settings import RetrainSettings
-from services.retrain.train import train_epochs
 from services.scorer.handler import prepare_stamps
 from services.scorer.model import load_model
 from tests.samples import sample_files
@@ -247,7 +247,7 @@ def test_retrain_without_a_model_is_skipped_and_a_held_lock_is_respected(
 ) -> None:
     first = retrain_once(settings, redis_client, registry, "ztf", prom)
     assert first.outcome == "skipped" and "bootstrap" in first.reason
-    lock = redis_client.lock(storage.lock_key("ztf"), timeout=30)
+    lock = redis_client.lock(keys.retrain_lock_key("ztf"), timeout=30)
     assert lock.acquire(blocking=False)
     try:
         held = retrain_once(settings, redis_client, registry, "ztf", prom)
@@ -333,7 +333,7 @@ def _tiny_learner(seed: int = 0) -> tuple[AhuntLearner, np.ndarray]:
     names = ["normal", "transient"] * 20
     x = synthetic_stamps(np.random.default_rng(seed), names, spec)
     learner = AhuntLearner(spec, ["normal", "transient"], LearnerConfig(min_epoch_samples=64))
-    train_epochs(learner, x, names, 1, on_epoch=None)
+    learner.fit(x, names, 1)
     learner.fit_detector(x)
     return learner, x
 
@@ -398,5 +398,5 @@ def test_old_versions_and_their_learner_states_are_pruned_after_a_run(
     assert live in kept and len(kept) <= 3 and "ztf-0004" in kept
     for n in range(1, 5):
         version = f"ztf-{n:04d}"
-        state = redis_client.exists(storage.learner_key("ztf", version))
+        state = redis_client.exists(keys.learner_key("ztf", version))
         assert bool(state) == (version in kept), version

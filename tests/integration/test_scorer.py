@@ -9,19 +9,23 @@ from pathlib import Path
 
 import numpy as np
 import redis
+from prometheus_client import CollectorRegistry
 
-from services.common import schemas, store
+from services.common import keys, schemas, store
 from services.common.alerts import Alert
-from services.common.kafka import DLQ_TOPIC, consumer, ensure_topics, producer
-from services.common.metrics import ScorerMetrics
+from services.common.kafka import consumer, ensure_topics, producer
 from services.common.settings import KafkaSettings
-from services.common.users import Budget, Filters, SkyCone, UserProfile, user_topic
-from services.scorer.app import ModelWatcher, build_loop
+from services.common.topics import DEAD_LETTERS, user_topic
+from services.common.users import Budget, Filters, SkyCone, UserProfile
+from services.common.values import stamp_from_bytes
+from services.scorer.app import build_loop
 from services.scorer.handler import prepare_stamps
+from services.scorer.metrics import ScorerMetrics
 from services.scorer.model import ModelSlot, load_model
 from services.scorer.settings import ScorerSettings
+from services.scorer.watcher import ModelWatcher
 
-METRICS = ScorerMetrics()  # prometheus metrics are process-global: one instance for all tests
+METRICS = ScorerMetrics(CollectorRegistry())  # this module's own registry
 
 
 def _read_topic(bootstrap: str, settings: KafkaSettings, topic: str, idle_s: float = 4.0):
@@ -68,7 +72,7 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     ]
     for u in users:
         store.save_profile(redis_client, u)
-    ensure_topics(kafka_settings, kafka_bootstrap, [DLQ_TOPIC])
+    ensure_topics(kafka_settings, kafka_bootstrap, [DEAD_LETTERS])
     p = producer(kafka_settings, kafka_bootstrap)
     poison = b"not an alert " + group_id.encode()
     for payload in [*ztf_payloads, poison]:
@@ -124,13 +128,13 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
         abs(r["ra"] - near.ra) < 0.05 and abs(r["dec"] - near.dec) < 0.05 for r in cone
     )
     # Feedback cache: every delivered alert's preprocessed stamp is in Redis, with a TTL.
-    key = store.alert_key(first["alert_id"])
-    stamp = store.stamp_from_bytes(redis_client.hget(key, "stamp"))
+    key = keys.alert_key(first["alert_id"])
+    stamp = stamp_from_bytes(redis_client.hget(key, "stamp"))
     assert stamp.shape == (3, 63, 63) and 0 < redis_client.ttl(key) <= 7 * 86_400
-    assert redis_client.zcard(store.candidates_key(users[1].name)) == len(got[users[1].name])
+    assert redis_client.zcard(keys.candidates_key(users[1].name)) == len(got[users[1].name])
     # The poison packet is in the DLQ with its reason, the good ones all flowed.
     letters = [
-        json.loads(m.value()) for m in _read_topic(kafka_bootstrap, kafka_settings, DLQ_TOPIC)
+        json.loads(m.value()) for m in _read_topic(kafka_bootstrap, kafka_settings, DEAD_LETTERS)
     ]
     mine = [d for d in letters if bytes.fromhex(d["original"]) == poison]
     assert len(mine) == 1 and mine[0]["reason"] == "bad_magic"

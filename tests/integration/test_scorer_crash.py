@@ -17,7 +17,8 @@ from services.common import store
 from services.common.alerts import Alert, decode_message
 from services.common.kafka import consumer, producer
 from services.common.settings import KafkaSettings
-from services.common.users import Budget, UserProfile, user_topic
+from services.common.topics import user_topic
+from services.common.users import Budget, UserProfile
 from tests.samples import unique_copies
 
 REPO = Path(__file__).resolve().parents[2]

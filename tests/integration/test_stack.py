@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.stack import Stack
+from services.tools.stack import Stack
 
 
 def _ok(url: str) -> bool:

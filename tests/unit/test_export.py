@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,28 +14,22 @@ import pytest
 import torch
 
 from models import export as export_module
-from models.export import (
-    ExportParityError,
-    ServedModel,
-    check_parity,
-    export_onnx,
-    load_session,
-    session_uses_cuda,
-)
+from models.export import ExportParityError, ServedModel, check_parity, export_onnx
 from models.learner import AhuntLearner, LearnerConfig
-from models.manifest import (
-    Manifest,
+from models.manifest import Manifest, parse_created_at
+from models.model_dir import (
     ModelIntegrityError,
-    parse_created_at,
     read_manifest,
     sha256_file,
     verify_model_dir,
     write_manifest,
 )
 from models.preprocess import InputSpec, Preprocessing
+from models.session import load_session, session_uses_cuda
 
 TINY = LearnerConfig(pretrain_epochs=1, min_epoch_samples=64, augment="none")
 METRICS = {"auroc": 0.91, "r_precision": 0.5}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _learner(spec: InputSpec, seed: int = 0) -> tuple[AhuntLearner, np.ndarray]:
@@ -151,7 +146,28 @@ def test_manifest_rejects_unknown_format_and_missing_keys(exported: tuple[Path, 
     with pytest.raises(ValueError, match="missing"):
         Manifest.from_json(json.dumps(data))
     with pytest.raises(ValueError, match="plain file name"):
-        dataclasses.replace(exported[1], model_file="../other.onnx")
+        exported[1].replace(model_file="../other.onnx")
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"onnx_opset": True}, "integer"),  # strict: a bool is not a number
+        ({"training_counts": {"a": "3"}}, "integer"),
+        ({"metrics": {"auroc": float("nan")}}, "finite"),
+        ({"classes": ["reserve", "a", "a"]}, "duplicates"),
+        ({"reserve_index": 3}, "out of range"),
+        ({"sha256": "ABC"}, "pattern"),
+        ({"created_at": "2025-01-01T00:00:00"}, "ending in 'Z'"),
+        ({"format_version": 2}, "format_version"),
+        ({"outputs": {"probs": {}}}, "lacks"),
+    ],
+)
+def test_manifest_validation(
+    exported: tuple[Path, Manifest], change: dict[str, object], why: str
+) -> None:
+    with pytest.raises(ValueError, match=why):
+        exported[1].replace(**change)
 
 
 def test_write_manifest_replaces_atomically(
@@ -159,7 +175,7 @@ def test_write_manifest_replaces_atomically(
 ) -> None:
     first = exported[1]
     write_manifest(tmp_path, first)
-    write_manifest(tmp_path, dataclasses.replace(first, version="ztf-0003"))
+    write_manifest(tmp_path, first.replace(version="ztf-0003"))
     assert read_manifest(tmp_path).version == "ztf-0003"
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
 
@@ -276,3 +292,27 @@ def test_final_rename_never_replaces_an_existing_dir(tmp_path: Path) -> None:
     assert list(dst.iterdir()) == [] and (src / "model.onnx").exists()
     export_module._rename_noreplace(src, tmp_path / "new")
     assert (tmp_path / "new" / "model.onnx").read_bytes() == b"x"
+
+
+def test_export_prints_nothing_for_users(tmp_path: Path) -> None:
+    """torch's exporter logs "torchvision is not installed ..." through its own stderr handler
+    (once per process, so this runs in a fresh one): `ahunt demo` and `ahunt bootstrap` users
+    must not see it."""
+    code = (
+        "import numpy as np, sys\n"
+        "from models.export import export_onnx\n"
+        "from models.learner import AhuntLearner, LearnerConfig\n"
+        "from models.preprocess import InputSpec, Preprocessing\n"
+        "spec = InputSpec(1, 8, 8)\n"
+        "x = np.random.default_rng(0).normal(size=(16, 1, 8, 8)).astype(np.float32)\n"
+        "learner = AhuntLearner(spec, ['a'], LearnerConfig(min_epoch_samples=16), seed=0)\n"
+        "learner.fit(x, ['a'] * 16, epochs=1)\n"
+        "learner.fit_detector(x)\n"
+        f"export_onnx(learner, {str(tmp_path / 'm')!r}, version='ztf-0001', survey='ztf',\n"
+        "            preprocessing=Preprocessing('identity'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (out.stdout + out.stderr).strip() == ""

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from services.common import schemas
 from services.common.cutouts import _tiny_fits
 from services.common.labels import LabelRecord
+from services.common.settings import RedisSettings
 from services.common.users import UserProfile
 from services.feedback.api_models import FeedbackIn, InterestDoc
 from services.feedback.auth import TokenCache
@@ -164,7 +165,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("AHUNT_FEEDBACK_RATE_LIMIT_PER_S", "3.5")
     monkeypatch.setenv("REDIS_URL", "redis://example:6379/2")
     s = FeedbackSettings()
-    assert (s.port, s.rate_limit_per_s, s.redis_url, s.workers) == (
+    assert (s.port, s.rate_limit_per_s, RedisSettings().url, s.workers) == (
         9999,
         3.5,
         "redis://example:6379/2",
@@ -173,7 +174,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("REDIS_URL")
     monkeypatch.delenv("AHUNT_FEEDBACK_PORT")
     defaults = FeedbackSettings()
-    assert defaults.redis_url is None and defaults.port == 8080
+    assert RedisSettings().url is None and defaults.port == 8080
     assert defaults.events_topic == "ahunt.feedback" and not defaults.require_durable_redis
 
 

@@ -20,17 +20,17 @@ from bench.retrain import SYNTHETIC_CLASSES, synthetic_stamps
 from models.export import export_onnx
 from models.interest import Interest
 from models.learner import AhuntLearner, LearnerConfig
-from models.manifest import load_session, read_manifest, sha256_file, write_manifest
+from models.model_dir import read_manifest, sha256_file, write_manifest
 from models.preprocess import SURVEY_PREPROCESSING, InputSpec
+from models.session import load_session
 from services.retrain.gate import (
-    GateConfig,
     GateResult,
     ModelUnderTest,
     auroc,
     evaluate_gate,
     recall_per_class,
 )
-from services.retrain.train import train_epochs
+from services.retrain.settings import GateConfig, RetrainSettings
 
 SPEC = InputSpec(3, 16, 16)
 CONFIG = LearnerConfig(min_epoch_samples=256)
@@ -66,7 +66,7 @@ def _train(
     if extra:  # a few examples of classes the live model never saw
         x = np.concatenate([x, data.x_train[: len(extra)] * -1.0])
         y = [*labels, *extra]
-    train_epochs(learner, x, y, 4, on_epoch=None)
+    learner.fit(x, y, 4)
     learner.fit_detector(data.x_train)
     return learner
 
@@ -156,7 +156,7 @@ def test_nan_weights_are_rejected(data: Data, live: ModelUnderTest, root: Path) 
     weights[0] = np.nan
     target.CopyFrom(numpy_helper.from_array(weights, target.name))
     onnx.save(model, str(path / "model.onnx"))
-    manifest = dataclasses.replace(read_manifest(path), sha256=sha256_file(path / "model.onnx"))
+    manifest = read_manifest(path).replace(sha256=sha256_file(path / "model.onnx"))
     write_manifest(path, manifest)
     result = _gate(data, ModelUnderTest(*load_session(path)), live)
     assert not result.passed and result.reasons == ["non_finite"]
@@ -167,7 +167,7 @@ def test_probs_wider_than_the_manifest_classes_are_rejected(
 ) -> None:
     path = _copy(root / "ztf-0001", root / "wide")
     manifest = read_manifest(path)
-    write_manifest(path, dataclasses.replace(manifest, classes=[*manifest.classes, "lens"]))
+    write_manifest(path, manifest.replace(classes=[*manifest.classes, "lens"]))
     result = _gate(data, ModelUnderTest(*load_session(path)), live)
     assert not result.passed and result.reasons == ["output_shape"]
     assert "probs" in result.summary()
@@ -258,3 +258,10 @@ def test_recall_and_auroc_helpers() -> None:
     assert auroc(np.array([0.1, 0.8, 0.9]), np.array([True, True, False])) == 0.0
     with pytest.raises(ValueError):
         auroc(np.array([0.1]), np.array([True]))
+
+
+def test_the_retrain_settings_are_the_gate_config() -> None:
+    """One definition of the thresholds: the env-read settings are what the gate takes."""
+    assert issubclass(RetrainSettings, GateConfig)
+    assert set(GateConfig.model_fields) <= set(RetrainSettings.model_fields)
+    assert RetrainSettings(recall_tolerance=0.1).recall_tolerance == 0.1

@@ -14,17 +14,16 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from models.manifest import Manifest, ModelIntegrityError, utc_now_iso, write_manifest
+from models.manifest import Manifest, utc_now_iso
+from models.model_dir import ModelIntegrityError, write_manifest
 from services.common import store
 from services.common.embedded import EmbeddedRedis
+from services.common.keys import MODELS_ANNOUNCE, model_key, model_live_key
 from services.common.metrics import RegistryMetrics
 from services.common.registry import (
-    ANNOUNCE_CHANNEL,
     ModelRecord,
     Registry,
     RegistryError,
-    live_key,
-    model_key,
     parse_version,
     set_live_version_info,
 )
@@ -201,7 +200,7 @@ def test_an_unfinished_transaction_changes_nothing(
     dying = redis.Redis.from_url(redis_url)
     conn = dying.connection_pool.get_connection()
     conn.send_command("MULTI")
-    conn.send_command("SET", live_key("ztf"), "ztf-0002")
+    conn.send_command("SET", model_live_key("ztf"), "ztf-0002")
     conn.send_command("HSET", model_key("ztf", "ztf-0002"), "status", "live")
     conn.disconnect()  # the process is gone before EXEC
     assert registry.current("ztf") == "ztf-0001"
@@ -241,7 +240,7 @@ def test_promotion_is_announced(registry: Registry, client: redis.Redis, tmp_pat
     registry.publish(fake_model(tmp_path, "ztf-0001"))
     registry.publish(fake_model(tmp_path, "ztf-0002"))
     pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(ANNOUNCE_CHANNEL)
+    pubsub.subscribe(MODELS_ANNOUNCE)
     pubsub.get_message(timeout=1.0)
     registry.promote("ztf", "ztf-0001")
     registry.promote("ztf", "ztf-0002")

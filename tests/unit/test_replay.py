@@ -9,7 +9,7 @@ import numpy as np
 
 from services.common.alerts import Alert, Rejected, decode_message
 from services.common.replay import split_container
-from services.simulator import SimulationConfig, simulate_night
+from services.tools.simulator import SimulationConfig, simulate_night
 
 
 def _packets(n: int) -> list[bytes]:

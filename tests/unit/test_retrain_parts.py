@@ -9,11 +9,10 @@ import torch
 
 from models.learner import AhuntLearner, LearnerConfig
 from models.preprocess import InputSpec
-from services.retrain import storage
 from services.retrain.dataset import Examples, concat, holdout_mask, id_fraction, split
-from services.retrain.loop import backoff_s, due
+from services.retrain.handler import AttemptState, backoff_s, due
 from services.retrain.settings import RetrainSettings
-from services.retrain.train import learner_bytes, learner_from_bytes, select_device, train_epochs
+from services.retrain.train import learner_bytes, learner_from_bytes, select_device
 
 SPEC = InputSpec(1, 8, 8)
 
@@ -60,11 +59,10 @@ def _learner() -> tuple[AhuntLearner, np.ndarray]:
     return learner, x
 
 
-def test_train_epochs_reports_each_epoch_and_grows_the_head() -> None:
+def test_fit_reports_each_epoch_and_grows_the_head() -> None:
     learner, x = _learner()
     seen: list[tuple[int, int, float]] = []
-    report = train_epochs(
-        learner,
+    report = learner.fit(
         x,
         ["a"] * 32 + ["b"] * 32,
         3,
@@ -83,15 +81,15 @@ def test_training_is_reproducible_and_the_state_round_trips_without_pickle() -> 
     a, x = _learner()
     b, _ = _learner()
     labels = ["a"] * 32 + ["b"] * 32
-    train_epochs(a, x, labels, 2, on_epoch=None)
-    train_epochs(b, x, labels, 2, on_epoch=None)
+    a.fit(x, labels, 2)
+    b.fit(x, labels, 2)
     np.testing.assert_array_equal(a.predict(x).probs, b.predict(x).probs)
     a.fit_detector(x)
     restored = learner_from_bytes(learner_bytes(a))  # torch.load(weights_only=True)
     np.testing.assert_array_equal(restored.predict(x).novelty, a.predict(x).novelty)
     # Warm start: training the restored learner continues exactly like the original.
-    train_epochs(a, x, labels, 1, on_epoch=None)
-    train_epochs(restored, x, labels, 1, on_epoch=None)
+    a.fit(x, labels, 1)
+    restored.fit(x, labels, 1)
     np.testing.assert_array_equal(a.predict(x).probs, restored.predict(x).probs)
 
 
@@ -109,17 +107,17 @@ def test_training_on_a_gpu_matches_the_cpu_path_closely() -> None:
     a, x = _learner()
     b, _ = _learner()
     labels = ["a"] * 32 + ["b"] * 32
-    train_epochs(a, x, labels, 2, device=torch.device("cpu"), on_epoch=None)
-    train_epochs(b, x, labels, 2, device=torch.device("cuda"), on_epoch=None)
+    a.fit(x, labels, 2, device=torch.device("cpu"))
+    b.fit(x, labels, 2, device=torch.device("cuda"))
     assert next(b.net.parameters()).device.type == "cpu"
     np.testing.assert_allclose(a.predict(x).probs, b.predict(x).probs, atol=1e-3)
 
 
 def test_triggers() -> None:
     s = RetrainSettings(min_new_labels=10, interval_minutes=5, poll_s=2)
-    fresh = storage.AttemptState()  # never attempted: revision 0
+    fresh = AttemptState()  # never attempted: revision 0
     assert due(fresh, 10, 0.0, s) == "labels: 10 new since revision 0"
-    last = storage.AttemptState(revision=100, attempted_at=1_000.0)
+    last = AttemptState(revision=100, attempted_at=1_000.0)
     assert due(last, 109, 1_000.0 + 299, s) is None
     assert due(last, 110, 1_000.0 + 1, s) == "labels: 10 new since revision 100"
     assert due(last, 100, 1_000.0 + 300, s) == "interval: 5 min since the last attempt"

@@ -8,8 +8,9 @@ import sys
 
 def test_scorer_and_clients_do_not_import_torch() -> None:
     code = (
-        "import sys, services.scorer.app, services.scorer.__main__, services.clients, "
-        "services.decode_cli, models.interest, models.questions, models.manifest; "
+        "import sys, services.scorer.app, services.scorer.cli, services.tools.replay, "
+        "services.tools.subscribe, services.decode_cli, models.interest, models.questions, "
+        "models.manifest; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

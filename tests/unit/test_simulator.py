@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from services.cli import main as ahunt
 from services.common.alerts import Alert, Rejected, decode_message
-from services.simulator import (
+from services.tools.simulator import (
     BAD_KINDS,
     CLASSES,
     DEFAULT_MIX,
@@ -24,7 +24,7 @@ from services.simulator import (
     simulate_stamps,
     write_simulation,
 )
-from services.simulator.survey import draw_labels
+from services.tools.simulator.survey import draw_labels
 
 UNIFORM = SimulationConfig(class_mix=dict.fromkeys(CLASSES, 1.0))
 

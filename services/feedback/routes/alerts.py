@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
 
-from services.common.store import stamp_from_bytes
+from services.common.values import stamp_from_bytes
 from services.feedback import storage
 from services.feedback.api_models import ALERT_ID_PATTERN, AlertOut, LabelOut
 from services.feedback.auth import CurrentUser, RedisDep

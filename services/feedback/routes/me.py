@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.common.users import user_topic
+from services.common.topics import user_topic
 from services.feedback import storage
 from services.feedback.api_models import InterestDoc, LabelCounts, MeOut, Question, QuestionsOut
 from services.feedback.auth import CurrentUser, RedisDep

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from services.common import store
+from services.common import keys
 from services.feedback.api_models import Health, Ready
 
 router = APIRouter(tags=["operations"])
@@ -28,7 +28,7 @@ async def readyz(request: Request) -> Response:
     state = request.app.state
     try:
         await state.redis.ping()
-        outbox = int(await state.redis.llen(store.FEEDBACK_OUTBOX))
+        outbox = int(await state.redis.llen(keys.FEEDBACK_OUTBOX))
     except RedisError as exc:
         body = Ready(
             status="unavailable", redis=f"error: {exc}", durable=state.durable, outbox=None
@@ -47,8 +47,8 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     state = request.app.state
     try:  # gauges read from Redis at scrape time; metrics are still served when it is down
-        state.metrics.users.set(await state.redis.hlen(store.USERS))
-        state.metrics.outbox_events.set(await state.redis.llen(store.FEEDBACK_OUTBOX))
+        state.metrics.users.set(await state.redis.hlen(keys.USERS))
+        state.metrics.outbox_events.set(await state.redis.llen(keys.FEEDBACK_OUTBOX))
     except RedisError:
         pass
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from services.common import store
 from services.common.registry import ModelRecord, Registry, RegistryError, survey_of
+from services.common.settings import RedisSettings
 
 _METRICS_SHOWN = 4
 
@@ -75,9 +75,7 @@ def format_table(records: Sequence[ModelRecord]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("REDIS_URL"), help="Redis holding the registry"
-    )
+    parser.add_argument("--redis-url", help="Redis holding the registry (unset: REDIS_URL)")
     actions = parser.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="versions, status, live marker, metrics")
     listing.add_argument("--survey")
@@ -153,10 +151,11 @@ def run(args: argparse.Namespace, registry: Registry) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    if not args.redis_url:
+    url = args.redis_url or RedisSettings().url
+    if not url:
         print("ahunt models: set REDIS_URL or pass --redis-url", file=sys.stderr)
         return 2
-    client = store.connect(args.redis_url)
+    client = store.connect(url)
     with tempfile.TemporaryDirectory(prefix="ahunt-models-") as cache:
         try:
             return run(args, Registry(client, Path(cache)))
@@ -165,8 +164,3 @@ def main(args: argparse.Namespace) -> int:
             return 1
         finally:
             client.close()
-
-
-COMMANDS = {
-    "models": ("the model registry: list, show, publish, promote, rollback", add_arguments, main)
-}

@@ -1,12 +1,11 @@
-"""The retrain loop: when a survey is due, build the training set, warm-start from the live
-version, fine-tune, then export, gate and publish (``candidate.publish_candidate``).
+"""The retrain service: the loop and its wiring. When a survey is due (``handler.due``), build
+the training set, warm-start from the live version, fine-tune, then export, gate and publish
+(``candidate.publish_candidate``).
 
-A survey is due when ``min_new_labels`` label writes or undos happened since its last completed
-attempt (the label revision, ``services.common.labels``), or ``interval_minutes`` passed since
-it; a timed run with no new label is counted as ``skipped``. A rejected candidate moves the
-trigger state on like a promoted one, so a candidate the gate refused is not retrained on the
-same labels again and again. A failed run (an exception: Redis, the registry, a bug) leaves the
-trigger state alone and is retried with exponential back-off.
+A timed run with no new label is counted as ``skipped``. A rejected candidate moves the trigger
+state on like a promoted one, so a candidate the gate refused is not retrained on the same
+labels again and again. A failed run (an exception: Redis, the registry, a bug) leaves the
+trigger state alone and is retried with exponential back-off (``handler.backoff_s``).
 
 One retrain per survey at a time, across processes: a Redis lock with a TTL.
 """
@@ -18,14 +17,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
+import redis
 from redis.exceptions import LockError
 
 from models.interest import Interest
 from models.learner import AhuntLearner, LearnerConfig
 from models.preprocess import InputSpec, Preprocessing
+from services.common import keys
 from services.common import labels as label_store
 from services.common.registry import Registry
 from services.common.store import load_profiles
@@ -37,48 +37,16 @@ from services.retrain.candidate import (
     read_live_manifest,
 )
 from services.retrain.dataset import Examples, concat, split
+from services.retrain.handler import AttemptState, backoff_s, due
 from services.retrain.metrics import RetrainMetrics
 from services.retrain.settings import RetrainSettings
-from services.retrain.train import learner_from_bytes, select_device, train_epochs
+from services.retrain.train import fit, learner_from_bytes
 
 log = logging.getLogger("ahunt.retrain")
 
-MAX_BACKOFF_S = 3600.0
 
-
-def interests_of(client: Any) -> dict[str, Interest]:
+def interests_of(client: redis.Redis) -> dict[str, Interest]:
     return {p.name: p.interest for p in load_profiles(client)}
-
-
-def due(
-    attempt: storage.AttemptState, revision: int, now: float, settings: RetrainSettings
-) -> str | None:
-    """Why a survey should be retrained now, or None (pure).
-
-    >>> s = RetrainSettings(min_new_labels=5, interval_minutes=10)
-    >>> due(storage.AttemptState(revision=3, attempted_at=0.0), 8, 60.0, s)
-    'labels: 5 new since revision 3'
-    >>> due(storage.AttemptState(revision=3, attempted_at=0.0), 7, 60.0, s) is None
-    True
-    >>> due(storage.AttemptState(revision=3, attempted_at=0.0), 7, 600.0, s)
-    'interval: 10 min since the last attempt'
-    """
-    new = revision - attempt.revision
-    if new >= settings.min_new_labels:
-        return f"labels: {new} new since revision {attempt.revision}"
-    if now - attempt.attempted_at >= settings.interval_minutes * 60.0:
-        return f"interval: {settings.interval_minutes:g} min since the last attempt"
-    return None
-
-
-def backoff_s(failures: int, settings: RetrainSettings) -> float:
-    """Wait after ``failures`` failed runs in a row: poll_s doubling, at most the interval.
-
-    >>> backoff_s(3, RetrainSettings(poll_s=10, interval_minutes=60))
-    40.0
-    """
-    cap = min(MAX_BACKOFF_S, settings.interval_minutes * 60.0)
-    return float(min(cap, settings.poll_s * 2 ** max(failures - 1, 0)))
 
 
 @dataclass(frozen=True)
@@ -90,7 +58,9 @@ class _Data:
     unlabelled_class: str | None
 
 
-def _dataset(client: Any, survey: str, spec: InputSpec, settings: RetrainSettings) -> _Data | None:
+def _dataset(
+    client: redis.Redis, survey: str, spec: InputSpec, settings: RetrainSettings
+) -> _Data | None:
     pool = storage.load_pool(client, survey)
     parts = []
     if pool is not None:
@@ -119,7 +89,7 @@ def _dataset(client: Any, survey: str, spec: InputSpec, settings: RetrainSetting
 
 
 def _warm_start(
-    client: Any,
+    client: redis.Redis,
     survey: str,
     live: str,
     classes: list[str],
@@ -137,7 +107,11 @@ def _warm_start(
 
 
 def _retrain(
-    settings: RetrainSettings, client: Any, registry: Registry, survey: str, timer: PhaseTimer
+    settings: RetrainSettings,
+    client: redis.Redis,
+    registry: Registry,
+    survey: str,
+    timer: PhaseTimer,
 ) -> RetrainOutcome:
     with timer.phase("dataset"):
         revision = label_store.revision(client)  # read first: later labels count next time
@@ -177,15 +151,7 @@ def _retrain(
             spec,
             settings,
         )
-        report = train_epochs(
-            learner,
-            data.train.x,
-            data.train.labels,
-            epochs,
-            device=select_device(settings.device),
-            min_epoch_samples=settings.min_epoch_samples,
-            batch_size=settings.batch_size,
-        )
+        report = fit(learner, data.train.x, data.train.labels, epochs, settings)
         learner.fit_detector(data.detector_x)
 
     extra = {
@@ -246,7 +212,7 @@ def record(outcome: RetrainOutcome, metrics: RetrainMetrics | None) -> None:
 
 def locked_run(
     settings: RetrainSettings,
-    client: Any,
+    client: redis.Redis,
     survey: str,
     run: Callable[[PhaseTimer], RetrainOutcome],
     metrics: RetrainMetrics | None,
@@ -255,7 +221,7 @@ def locked_run(
     """Run ``run`` under the survey's lock, turning exceptions into a ``failed`` outcome,
     timing it, counting it and (for completed runs) saving the trigger state."""
     timer = PhaseTimer()
-    lock = client.lock(storage.lock_key(survey), timeout=settings.lock_ttl_s)
+    lock = client.lock(keys.retrain_lock_key(survey), timeout=settings.lock_ttl_s)
     ran = lock.acquire(blocking=False)
     if not ran:
         outcome = RetrainOutcome(survey, "skipped", "another retrain of this survey is running")
@@ -272,7 +238,7 @@ def locked_run(
                 log.warning("%s: the retrain lock expired before the run ended", survey)
     outcome = replace(outcome, durations=timer.total())
     if ran and trigger_state and outcome.outcome != "failed":
-        attempt = storage.AttemptState(
+        attempt = AttemptState(
             outcome.label_revision, time.time(), outcome.version, outcome.outcome, outcome.reason
         )
         storage.save_attempt(client, survey, attempt)
@@ -297,7 +263,7 @@ def _nothing_new(survey: str, revision: int) -> Callable[[PhaseTimer], RetrainOu
 
 def retrain_once(
     settings: RetrainSettings,
-    client: Any,
+    client: redis.Redis,
     registry: Registry,
     survey: str,
     metrics: RetrainMetrics | None = None,
@@ -315,7 +281,7 @@ class RetrainLoop:
     def __init__(
         self,
         settings: RetrainSettings,
-        client: Any,
+        client: redis.Redis,
         registry: Registry,
         metrics: RetrainMetrics | None = None,
     ) -> None:

@@ -1,5 +1,4 @@
-"""Client tools: ``ahunt replay`` publishes alert files to Kafka, ``ahunt subscribe`` reads a
-user's topic."""
+"""``ahunt subscribe``: read a user's alert topic (a table, JSON lines, or PNG cutouts)."""
 
 from __future__ import annotations
 
@@ -12,61 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from services.common import schemas
-from services.common.kafka import Delivery, OutMessage, consumer, ensure_topics, producer
+from services.common.kafka import consumer
 from services.common.png import triplet_png
-from services.common.replay import messages_from_files
 from services.common.settings import KafkaSettings
-from services.common.users import user_topic
+from services.common.topics import user_topic
+from services.tools.replay import bootstrap_servers
 
 
-def _bootstrap(settings: KafkaSettings) -> str:
-    if not settings.bootstrap_servers:
-        raise SystemExit("set KAFKA_BOOTSTRAP_SERVERS (e.g. the address `ahunt kafka` prints)")
-    return settings.bootstrap_servers
-
-
-def add_replay_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", type=Path, help="alert files or folders of *.avro")
-    p.add_argument("--topic", default="ahunt.alerts")
-    p.add_argument("--rate", type=float, default=0.0, help="messages per second (0: max)")
-    p.add_argument("--loop", type=int, default=1, help="replay the files this many times")
-    p.add_argument(
-        "--no-split",
-        action="store_true",
-        help="send multi-record containers as one message (default: one per alert)",
-    )
-
-
-def replay(a: argparse.Namespace) -> int:
-    settings = KafkaSettings()
-    bootstrap = _bootstrap(settings)
-    files = sorted(f for p in a.paths for f in ([p] if p.is_file() else p.rglob("*.avro")))
-    payloads = list(messages_from_files(files, split=not a.no_split))
-    if not payloads:
-        raise SystemExit("no alert files found")
-    ensure_topics(settings, bootstrap, [a.topic])
-    delivery = Delivery(producer(settings, bootstrap, **{"message.max.bytes": 10_000_000}))
-    started = time.perf_counter()
-    sent = 0
-    chunk = max(1, int(a.rate // 10)) if a.rate > 0 else 500
-    for _ in range(a.loop):
-        for start in range(0, len(payloads), chunk):
-            batch = payloads[start : start + chunk]
-            delivery.send([OutMessage(a.topic, v) for v in batch])
-            sent += len(batch)
-            if a.rate > 0:  # pace to the requested rate
-                ahead = sent / a.rate - (time.perf_counter() - started)
-                if ahead > 0:
-                    time.sleep(ahead)
-    elapsed = time.perf_counter() - started
-    print(
-        f"{sent} messages from {len(files)} files to {a.topic} in {elapsed:.1f} s "
-        f"({sent / max(elapsed, 1e-9):.0f}/s)"
-    )
-    return 0
-
-
-def add_subscribe_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", required=True)
     p.add_argument(
         "--from-beginning",
@@ -95,9 +47,9 @@ def _row(r: dict[str, Any]) -> str:
     )
 
 
-def subscribe(a: argparse.Namespace) -> int:
+def main(a: argparse.Namespace) -> int:
     settings = KafkaSettings()
-    bootstrap = _bootstrap(settings)
+    bootstrap = bootstrap_servers(settings)
     topic = user_topic(a.user)
     group = (
         f"ahunt-subscribe-{a.user}-{uuid.uuid4().hex[:6]}"
@@ -128,6 +80,8 @@ def subscribe(a: argparse.Namespace) -> int:
             if a.idle_timeout and time.monotonic() - last > a.idle_timeout:
                 break
             for m in c.consume(100, 0.5):
+                # A viewer, not a processing loop (it commits nothing itself): it waits through
+                # errors such as "unknown topic" (a user's topic appears with their first alert).
                 if m.error() is not None:
                     continue
                 r = schemas.decode(schemas.USER_ALERT, m.value() or b"")

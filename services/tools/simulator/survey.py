@@ -16,9 +16,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from services.simulator import packets
-from services.simulator.config import SimulationConfig
-from services.simulator.scenes import Scenes, render
+from services.tools.simulator import packets
+from services.tools.simulator.config import SimulationConfig
+from services.tools.simulator.scenes import Scenes, render
 
 __all__ = [
     "BATCH",

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from services.simulator.config import CLASSES, SimulationConfig
-from services.simulator.corrupt import bad_packets
-from services.simulator.survey import iter_night
+from services.tools.simulator.config import CLASSES, SimulationConfig
+from services.tools.simulator.corrupt import bad_packets
+from services.tools.simulator.survey import iter_night
 
 __all__ = ["SimulationSummary", "night_dir", "write_simulation"]
 

@@ -1,197 +1,45 @@
-"""The model registry: every published model version in Redis, one live pointer per survey.
-
-Why Redis and not a compacted Kafka topic: a model is a few MB (Kafka refuses messages over ~1 MB
-without broker-wide tuning, Redis takes a value up to 512 MB), Redis is already a dependency with
-append-only persistence (``appendfsync always``), and what the registry needs is a compare-and-set
-over several keys (status, pointer, history), which MULTI/EXEC under WATCH gives directly and a
-log does not. Scorers on any host fetch the bytes from Redis, so no shared file system is needed.
-
-Layout (key names come only from this module)::
-
-    ahunt:models:surveys                set of surveys that have at least one published version
-    ahunt:model:<survey>:versions       sorted set version -> its number (NNNN of <survey>-NNNN)
-    ahunt:model:<survey>:<version>      hash: onnx (bytes), manifest (canonical JSON), sha256,
-                                        size, status, reason, created_at, promoted_at
-    ahunt:model:<survey>:live           string: the live version (absent until the first promote)
-    ahunt:model:<survey>:history        list of versions that went live, oldest first; its last
-                                        element is always the live one (rollback pops it)
-    ahunt:models:announce               pub/sub channel: one JSON message per live change
-
-Every state change is one MULTI/EXEC transaction guarded by WATCH on the keys it read: a reader
-sees the old live version or the new one, never a pointer to a version whose status disagrees. A
-process that dies before EXEC changes nothing (Redis discards an unfinished transaction). The
-announcement is published inside the same transaction, but it is only a hint: scorers also poll
-:meth:`Registry.current`, so a missed message delays a swap by one poll interval, no more.
-
-Integrity: :meth:`publish` verifies the model directory (manifest + sha256) before uploading;
-:meth:`fetch` re-hashes the bytes it read from Redis against the recorded sha256 and the
-manifest's, and materialises the directory with an atomic rename, so a corrupted value can never
-reach a scorer's session.
-"""
+"""The :class:`Registry`: publish, reject, promote, roll back and prune model versions, each one
+MULTI/EXEC transaction under WATCH (see the package docstring), read records and history, and
+fetch a version to disk through :mod:`services.common.registry.cache`."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import re
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import redis
-from pydantic import BaseModel, ConfigDict
+from prometheus_client import Gauge
 
-from models.manifest import (
-    MANIFEST_FILE,
-    Manifest,
-    ModelIntegrityError,
-    verify_model_dir,
+from models.manifest import Manifest
+from models.model_dir import ModelIntegrityError, verify_model_dir
+from services.common import keys
+from services.common.registry import cache
+from services.common.registry.records import (
+    RECORD_FIELDS,
+    ModelRecord,
+    RegistryError,
+    parse_version,
+    record_from,
+    survey_of,
 )
+from services.common.values import text
 
 log = logging.getLogger("ahunt.registry")
 
-__all__ = [
-    "ANNOUNCE_CHANNEL",
-    "ModelRecord",
-    "Registry",
-    "RegistryError",
-    "Status",
-    "parse_version",
-    "set_live_version_info",
-    "survey_of",
-]
-
-Status = Literal["candidate", "live", "retired", "rejected"]
-ANNOUNCE_CHANNEL = "ahunt:models:announce"
-SURVEYS_KEY = "ahunt:models:surveys"
-_VERSION_RE = re.compile(r"^(?P<survey>[a-z0-9][a-z0-9_]{0,31})-(?P<number>[0-9]{4,9})$")
 _WATCH_RETRIES = 50
 _T = TypeVar("_T")
-
-
-class RegistryError(ValueError):
-    """A registry operation that is not allowed (unknown version, promoting a rejected one...)."""
-
-
-def parse_version(version: str) -> tuple[str, int]:
-    """Split ``<survey>-NNNN`` into its survey and number.
-
-    >>> parse_version("ztf-0003")
-    ('ztf', 3)
-    """
-    match = _VERSION_RE.match(version)
-    if not match:
-        raise RegistryError(f"invalid model version {version!r}: expected <survey>-NNNN")
-    return match["survey"], int(match["number"])
-
-
-def survey_of(version: str) -> str:
-    """The survey a version belongs to.
-
-    >>> survey_of("rubin-0012")
-    'rubin'
-    """
-    return parse_version(version)[0]
-
-
-def model_key(survey: str, version: str) -> str:
-    return f"ahunt:model:{survey}:{version}"
 
 
 def _owned_key(survey: str, version: str) -> str:
     """``model_key`` after checking that ``version`` is a version of ``survey``."""
     if survey_of(version) != survey:
         raise RegistryError(f"{version} is not a version of survey {survey!r}")
-    return model_key(survey, version)
-
-
-def versions_key(survey: str) -> str:
-    return f"ahunt:model:{survey}:versions"
-
-
-def live_key(survey: str) -> str:
-    return f"ahunt:model:{survey}:live"
-
-
-def history_key(survey: str) -> str:
-    return f"ahunt:model:{survey}:history"
-
-
-class ModelRecord(BaseModel):
-    """What the registry knows about one version (everything but the model bytes)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    survey: str
-    version: str
-    status: Status
-    reason: str | None  # why rejected or retired, or a note
-    sha256: str
-    size: int
-    manifest: dict[str, Any]
-    created_at: float  # when published to the registry (unix seconds)
-    promoted_at: float | None  # when it last went live
-
-    @property
-    def parent(self) -> str | None:
-        parent = self.manifest.get("parent_version")
-        return parent if isinstance(parent, str) else None
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        metrics = self.manifest.get("metrics") or {}
-        return dict(metrics) if isinstance(metrics, dict) else {}
-
-
-def _text(value: bytes | str | None) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else value
-
-
-_RECORD_FIELDS = (
-    "manifest",
-    "sha256",
-    "size",
-    "status",
-    "reason",
-    "created_at",
-    "promoted_at",
-)
-
-
-def _record(survey: str, version: str, values: list[Any]) -> ModelRecord | None:
-    fields = dict(zip(_RECORD_FIELDS, (_text(v) for v in values), strict=True))
-    if fields["manifest"] is None:
-        return None
-    promoted = fields["promoted_at"]
-    reason = fields["reason"]
-    return ModelRecord(
-        survey=survey,
-        version=version,
-        status=fields["status"],  # type: ignore[arg-type]  # validated by pydantic
-        reason=reason or None,
-        sha256=fields["sha256"] or "",
-        size=int(fields["size"] or 0),
-        manifest=json.loads(fields["manifest"]),
-        created_at=float(fields["created_at"] or 0.0),
-        promoted_at=float(promoted) if promoted else None,
-    )
-
-
-def _fsync(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    return keys.model_key(survey, version)
 
 
 class Registry:
@@ -209,13 +57,13 @@ class Registry:
 
     # -- transactions --------------------------------------------------------------------------
 
-    def _execute(self, pipe: Any) -> list[Any]:
+    def _execute(self, pipe: redis.client.Pipeline) -> list[Any]:
         """Send the queued MULTI/EXEC (the one place a state change reaches Redis; tests override
         it to inject a failure between deciding and executing)."""
         result: list[Any] = pipe.execute()
         return result
 
-    def _transaction(self, watch: list[str], body: Callable[[Any], _T]) -> _T:
+    def _transaction(self, watch: list[str], body: Callable[[redis.client.Pipeline], _T]) -> _T:
         """Run ``body(pipe)`` under WATCH ``watch``; ``body`` reads in immediate mode, then calls
         ``pipe.multi()`` and queues writes. Retried when a watched key changed meanwhile."""
         for _ in range(_WATCH_RETRIES):
@@ -247,17 +95,17 @@ class Registry:
         data = (model_dir / manifest.model_file).read_bytes()
         if hashlib.sha256(data).hexdigest() != manifest.sha256:  # changed since verification
             raise ModelIntegrityError(f"{model_dir}: model file changed while publishing")
-        key = model_key(survey, manifest.version)
+        key = keys.model_key(survey, manifest.version)
         now = time.time()
 
-        def body(pipe: Any) -> None:
+        def body(pipe: redis.client.Pipeline) -> None:
             existing = pipe.hget(key, "sha256")
             if existing is not None:
                 pipe.unwatch()
-                if _text(existing) != manifest.sha256:
+                if text(existing) != manifest.sha256:
                     raise RegistryError(
                         f"{manifest.version} is already published with other bytes "
-                        f"(sha256 {_text(existing)}); versions are immutable"
+                        f"(sha256 {text(existing)}); versions are immutable"
                     )
                 return None
             pipe.multi()
@@ -274,8 +122,8 @@ class Registry:
                     "promoted_at": "",
                 },
             )
-            pipe.zadd(versions_key(survey), {manifest.version: number})
-            pipe.sadd(SURVEYS_KEY, survey)
+            pipe.zadd(keys.model_versions_key(survey), {manifest.version: number})
+            pipe.sadd(keys.MODEL_SURVEYS, survey)
             return None
 
         self._transaction([key], body)
@@ -289,8 +137,8 @@ class Registry:
         rejected: roll back first."""
         key = _owned_key(survey, version)
 
-        def body(pipe: Any) -> None:
-            status = _text(pipe.hget(key, "status"))
+        def body(pipe: redis.client.Pipeline) -> None:
+            status = text(pipe.hget(key, "status"))
             if status is None:
                 raise RegistryError(f"unknown model version {survey}/{version}")
             if status == "live":
@@ -305,26 +153,27 @@ class Registry:
         """Make ``version`` live: status, pointer and history change in one transaction, and the
         change is announced. Promoting the live version is a no-op; a rejected one raises."""
         key = _owned_key(survey, version)
-        pointer = live_key(survey)
+        pointer = keys.model_live_key(survey)
 
-        def body(pipe: Any) -> bool:
-            status = _text(pipe.hget(key, "status"))
+        def body(pipe: redis.client.Pipeline) -> bool:
+            status = text(pipe.hget(key, "status"))
             if status is None:
                 raise RegistryError(f"unknown model version {survey}/{version}")
             if status == "rejected":
-                reason = _text(pipe.hget(key, "reason"))
+                reason = text(pipe.hget(key, "reason"))
                 raise RegistryError(f"{version} was rejected ({reason}): it cannot be promoted")
-            old = _text(pipe.get(pointer))
+            old = text(pipe.get(pointer))
             if old == version:
                 pipe.unwatch()
                 return False
             pipe.multi()
             if old is not None:
-                pipe.hset(model_key(survey, old), mapping={"status": "retired", "reason": ""})
-            live = {"status": "live", "reason": "", "promoted_at": repr(time.time())}
-            pipe.hset(key, mapping=live)
+                pipe.hset(keys.model_key(survey, old), mapping={"status": "retired", "reason": ""})
+            pipe.hset(
+                key, mapping={"status": "live", "reason": "", "promoted_at": repr(time.time())}
+            )
             pipe.set(pointer, version)
-            pipe.rpush(history_key(survey), version)
+            pipe.rpush(keys.model_history_key(survey), version)
             self._announce(pipe, survey, version, "promote", old)
             return True
 
@@ -339,21 +188,21 @@ class Registry:
         Versions rejected since they were live are skipped. The rolled-back version becomes
         ``retired`` (it may be promoted again later). Raises if there is nothing to go back to.
         """
-        pointer, history = live_key(survey), history_key(survey)
+        pointer, history = keys.model_live_key(survey), keys.model_history_key(survey)
 
-        def body(pipe: Any) -> str:
-            current = _text(pipe.get(pointer))
+        def body(pipe: redis.client.Pipeline) -> str:
+            current = text(pipe.get(pointer))
             if current is None:
                 raise RegistryError(f"{survey} has no live model")
-            past = [_text(v) for v in pipe.lrange(history, 0, -1)]
+            past = [text(v) for v in pipe.lrange(history, 0, -1)]
             while past and past[-1] == current:
                 past.pop()
             target: str | None = None
             while past:
                 candidate = past[-1]
                 assert candidate is not None
-                pipe.watch(model_key(survey, candidate))  # a concurrent reject() must retry us
-                status = _text(pipe.hget(model_key(survey, candidate), "status"))
+                pipe.watch(keys.model_key(survey, candidate))  # a concurrent reject() must retry us
+                status = text(pipe.hget(keys.model_key(survey, candidate), "status"))
                 if candidate != current and status is not None and status != "rejected":
                     target = candidate
                     break
@@ -362,11 +211,11 @@ class Registry:
                 raise RegistryError(f"{survey}: no earlier version to roll back to")
             pipe.multi()
             pipe.hset(
-                model_key(survey, current),
+                keys.model_key(survey, current),
                 mapping={"status": "retired", "reason": f"rolled back to {target}"},
             )
             pipe.hset(
-                model_key(survey, target),
+                keys.model_key(survey, target),
                 mapping={"status": "live", "reason": "", "promoted_at": repr(time.time())},
             )
             pipe.set(pointer, target)
@@ -388,12 +237,16 @@ class Registry:
         and history, so a concurrent promote or rollback makes it retry, never races it."""
         if keep < 1:
             raise ValueError("keep must be >= 1")
-        pointer, history, index = live_key(survey), history_key(survey), versions_key(survey)
+        pointer, history, index = (
+            keys.model_live_key(survey),
+            keys.model_history_key(survey),
+            keys.model_versions_key(survey),
+        )
 
-        def body(pipe: Any) -> list[str]:
-            versions = [v.decode() for v in pipe.zrange(index, 0, -1)]
-            live = _text(pipe.get(pointer))
-            past = [v for v in (_text(x) for x in pipe.lrange(history, 0, -1)) if v is not None]
+        def body(pipe: redis.client.Pipeline) -> list[str]:
+            versions = _names(pipe.zrange(index, 0, -1))
+            live = text(pipe.get(pointer))
+            past = [v for v in (text(x) for x in pipe.lrange(history, 0, -1)) if v is not None]
             earlier = [v for v in past if v != live]
             kept = {live, *earlier[-keep:], *versions[-keep:]}
             doomed = [v for v in versions if v not in kept]
@@ -401,7 +254,7 @@ class Registry:
                 pipe.unwatch()
                 return []
             pipe.multi()
-            pipe.delete(*(model_key(survey, v) for v in doomed))
+            pipe.delete(*(keys.model_key(survey, v) for v in doomed))
             pipe.zrem(index, *doomed)
             remaining = [v for v in past if v not in doomed]
             pipe.delete(history)
@@ -415,7 +268,9 @@ class Registry:
         return deleted
 
     @staticmethod
-    def _announce(pipe: Any, survey: str, version: str, action: str, previous: str | None) -> None:
+    def _announce(
+        pipe: redis.client.Pipeline, survey: str, version: str, action: str, previous: str | None
+    ) -> None:
         message = {
             "survey": survey,
             "version": version,
@@ -423,29 +278,28 @@ class Registry:
             "previous": previous,
             "at": time.time(),
         }
-        pipe.publish(ANNOUNCE_CHANNEL, json.dumps(message, sort_keys=True))
+        pipe.publish(keys.MODELS_ANNOUNCE, json.dumps(message, sort_keys=True))
 
     # -- reads ---------------------------------------------------------------------------------
 
     def current(self, survey: str) -> str | None:
-        return _text(self.client.get(live_key(survey)))
+        return text(self.client.get(keys.model_live_key(survey)))
 
     def record(self, survey: str, version: str) -> ModelRecord | None:
-        values = self.client.hmget(model_key(survey, version), list(_RECORD_FIELDS))
-        return _record(survey, version, list(values))
+        values = self.client.hmget(keys.model_key(survey, version), list(RECORD_FIELDS))
+        return record_from(survey, version, list(values))
 
     def history(self, survey: str) -> list[str]:
         """Versions that went live, oldest first (the last is the live one)."""
-        raw = self.client.lrange(history_key(survey), 0, -1)
-        return [v for v in (_text(x) for x in raw) if v is not None]
+        raw = self.client.lrange(keys.model_history_key(survey), 0, -1)
+        return [v for v in (text(x) for x in raw) if v is not None]
 
     def surveys(self) -> list[str]:
-        raw = self.client.smembers(SURVEYS_KEY)
-        return sorted(v for v in (_text(x) for x in raw) if v is not None)
+        raw = self.client.smembers(keys.MODEL_SURVEYS)
+        return sorted(v for v in (text(x) for x in raw) if v is not None)
 
     def versions(self, survey: str) -> list[str]:
-        raw: list[bytes] = self.client.zrange(versions_key(survey), 0, -1)  # type: ignore[assignment]
-        return [x.decode() for x in raw]
+        return _names(self.client.zrange(keys.model_versions_key(survey), 0, -1))
 
     def list(self, survey: str | None = None) -> list[ModelRecord]:
         """Records of every version (of one survey), oldest first."""
@@ -454,9 +308,9 @@ class Registry:
             versions = self.versions(name)
             pipe = self.client.pipeline(transaction=False)
             for version in versions:
-                pipe.hmget(model_key(name, version), list(_RECORD_FIELDS))
+                pipe.hmget(keys.model_key(name, version), list(RECORD_FIELDS))
             for version, values in zip(versions, pipe.execute(), strict=True):
-                record = _record(name, version, list(values))
+                record = record_from(name, version, list(values))
                 if record is not None:
                     records.append(record)
         return records
@@ -468,7 +322,7 @@ class Registry:
         :meth:`publish` is refused (versions are immutable), so nothing is overwritten.
         """
         parse_version(f"{survey}-0001")  # validates the survey name
-        top = self.client.zrange(versions_key(survey), -1, -1, withscores=True)
+        top = self.client.zrange(keys.model_versions_key(survey), -1, -1, withscores=True)
         number = int(top[0][1]) + 1 if top else 1
         return f"{survey}-{number:04d}"
 
@@ -484,12 +338,12 @@ class Registry:
         appears by one rename, so a reader never sees a half-written model.
         """
         parse_version(version)
-        key = model_key(survey, version)
-        sha, manifest_json = (_text(v) for v in self.client.hmget(key, ["sha256", "manifest"]))
+        key = keys.model_key(survey, version)
+        sha, manifest_json = (text(v) for v in self.client.hmget(key, ["sha256", "manifest"]))
         if sha is None or manifest_json is None:
             raise RegistryError(f"unknown model version {survey}/{version}")
         target = self.cache_dir / survey / version
-        if self._cached(target, sha):
+        if cache.cached(target, sha):
             return target
 
         data = self.client.hget(key, "onnx")
@@ -502,52 +356,15 @@ class Registry:
                 f"registry {survey}/{version}: bytes hash to {actual}, registry says {sha}, "
                 f"manifest says {manifest.sha256} (version {manifest.version}): refused"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with self._staging(target) as tmp:
-            (tmp / manifest.model_file).write_bytes(data)
-            (tmp / MANIFEST_FILE).write_text(manifest_json, encoding="utf-8")
-            for name in (manifest.model_file, MANIFEST_FILE):
-                _fsync(tmp / name)
-            verify_model_dir(tmp)
-            _fsync(tmp)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                # Another process materialised it first (rename onto a non-empty directory
-                # fails); use theirs if it is sound.
-                if not self._cached(target, sha):
-                    raise
-        _fsync(target.parent)
-        return target
-
-    @staticmethod
-    def _cached(target: Path, sha: str) -> bool:
-        if not target.is_dir():
-            return False
-        try:
-            manifest = verify_model_dir(target)
-        except ModelIntegrityError as exc:
-            log.warning("cached model %s is damaged (%s): fetching it again", target, exc)
-            shutil.rmtree(target, ignore_errors=True)
-            return False
-        if manifest.sha256 != sha:
-            raise ModelIntegrityError(
-                f"{target} holds a model with sha256 {manifest.sha256}, the registry's has {sha}: "
-                "another model of the same version name is in the cache directory"
-            )
-        return True
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _staging(target: Path) -> Iterator[Path]:
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-        try:
-            yield tmp
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
+        return cache.materialise(target, data, manifest, manifest_json)
 
 
-def set_live_version_info(registry: Registry, gauge: Any) -> None:
+def _names(members: Iterable[Any]) -> list[str]:
+    """Sorted-set members (bytes, as every client here answers) as text."""
+    return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+
+def set_live_version_info(registry: Registry, gauge: Gauge) -> None:
     """Fill ``ahunt_registry_live_version_info{survey,version}``: 1 for each survey's live
     version (``gauge`` is e.g. ``RegistryMetrics().live_version``); stale series are removed."""
     live = {s: v for s in registry.surveys() if (v := registry.current(s)) is not None}

@@ -16,15 +16,24 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Message
+
 from services.common import schemas
-from services.common.kafka import consumer, next_offsets
+from services.common.kafka import (
+    ConsumerLoop,
+    DeadLetter,
+    Delivery,
+    OutMessage,
+    consumer,
+    producer,
+)
 from services.common.settings import KafkaSettings
-from services.common.users import user_topic
+from services.common.topics import user_topic
 
 log = logging.getLogger("ahunt.oracle")
 
@@ -124,27 +133,31 @@ def drain(
 ) -> list[Received]:
     """Read and label everything on the user's topic until it has been quiet for ``idle_s``.
 
-    The consumer group is the oracle's own, so a later call continues where this one stopped;
-    offsets are committed after the labels are posted (a crash re-labels, which is idempotent).
+    The one at-least-once loop (``ConsumerLoop``) runs it: the consumer group is the oracle's
+    own, so a later call continues where this one stopped; offsets are committed after the labels
+    are posted (a crash re-labels, which is idempotent), and a Kafka error stops the oracle
+    rather than being skipped.
     """
     c = consumer(kafka, bootstrap, group or f"oracle-{oracle.user}")
     assigned = threading.Event()
     c.subscribe([user_topic(oracle.user)], on_assign=lambda _c, _parts: assigned.set())
     got: list[Received] = []
+
+    def label(messages: Sequence[Message]) -> tuple[list[OutMessage], list[DeadLetter]]:
+        for m in messages:
+            got.append(oracle.handle(schemas.decode(schemas.USER_ALERT, m.value() or b"")))
+        return [], []  # answers go to the REST API; nothing to produce
+
+    loop = ConsumerLoop(
+        c, Delivery(producer(kafka, bootstrap)), label, "oracle", batch_size=500, poll_timeout_s=0.5
+    )
     deadline = time.monotonic() + max_s
     quiet_since: float | None = None  # the idle clock starts once the group has joined
     try:
         while time.monotonic() < deadline:
             if quiet_since is not None and time.monotonic() - quiet_since >= idle_s:
                 break
-            messages = c.consume(500, 0.5)
-            for m in messages:
-                if m.error():
-                    continue
-                got.append(oracle.handle(schemas.decode(schemas.USER_ALERT, m.value() or b"")))
-            if messages:
-                c.commit(offsets=next_offsets(messages), asynchronous=False)
-            if messages or (quiet_since is None and assigned.is_set()):
+            if loop.step() or (quiet_since is None and assigned.is_set()):
                 quiet_since = time.monotonic()
     finally:
         c.close()
@@ -167,10 +180,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import os
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    kafka = KafkaSettings()
+    bootstrap = kafka.bootstrap_servers
     if not bootstrap:
         raise SystemExit(
             "ahunt oracle: set KAFKA_BOOTSTRAP_SERVERS (e.g. the one `ahunt up` shows)"
@@ -186,7 +197,7 @@ def main(args: argparse.Namespace) -> int:
     )
     try:
         while True:
-            got = drain(oracle, KafkaSettings(), bootstrap, idle_s=5.0, max_s=3600.0)
+            got = drain(oracle, kafka, bootstrap, idle_s=5.0, max_s=3600.0)
             print(summary(oracle.received) if got else "nothing new", flush=True)
             if not args.follow:
                 return 0
@@ -202,8 +213,3 @@ def summary(received: Iterable[Received]) -> str:
         by_class[r.true_class or "?"] = by_class.get(r.true_class or "?", 0) + 1
     parts = ", ".join(f"{k} {v}" for k, v in sorted(by_class.items(), key=lambda kv: -kv[1]))
     return f"{len(items)} received, {sum(r.labelled for r in items)} labelled: {parts}"
-
-
-COMMANDS = {
-    "oracle": ("play a user: label your topic's alerts from a truth file", add_arguments, main)
-}

@@ -4,7 +4,7 @@ Packets are byte-compatible with real ZTF alerts (the 4.02 writer schema in the 
 header, gzipped FITS stamps with ZTF's header cards); the truth goes to ``truth.csv`` only.
 
 >>> import numpy as np
->>> from services.simulator import SimulationConfig, simulate_night
+>>> from services.tools.simulator import SimulationConfig, simulate_night
 >>> alerts = simulate_night(SimulationConfig(), night=1, n=3, rng=np.random.default_rng(7))
 >>> [a.stamps.shape for a in alerts][0], alerts[0].object_id[:5]
 ((3, 63, 63), 'ZTF26')
@@ -14,15 +14,15 @@ Modules: ``config`` (classes, :class:`SimulationConfig`), ``sky`` (deep-field ba
 in memory), ``corrupt`` (broken packets), ``writer`` (folders, truth.csv), ``cli``.
 """
 
-from services.simulator.config import CLASSES, DEFAULT_MIX, STAMP_SIZE, SimulationConfig
-from services.simulator.corrupt import BAD_KINDS, BadPacket, bad_packets
-from services.simulator.survey import (
+from services.tools.simulator.config import CLASSES, DEFAULT_MIX, STAMP_SIZE, SimulationConfig
+from services.tools.simulator.corrupt import BAD_KINDS, BadPacket, bad_packets
+from services.tools.simulator.survey import (
     SimulatedAlert,
     iter_night,
     simulate_night,
     simulate_stamps,
 )
-from services.simulator.writer import SimulationSummary, write_simulation
+from services.tools.simulator.writer import SimulationSummary, write_simulation
 
 __all__ = [
     "BAD_KINDS",

@@ -19,8 +19,8 @@ from typing import Final
 
 import numpy as np
 
-from services.simulator.config import SimulationConfig
-from services.simulator.survey import Schedule, draft_alerts, draw_labels
+from services.tools.simulator.config import SimulationConfig
+from services.tools.simulator.survey import Schedule, draft_alerts, draw_labels
 
 __all__ = ["BAD_KINDS", "BadPacket", "bad_packets"]
 

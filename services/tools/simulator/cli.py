@@ -10,8 +10,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-__all__ = ["COMMANDS"]
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nights", type=int, default=3, help="nights to simulate")
@@ -32,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="JSON",
         help='class weights, e.g. \'{"supernova": 0.5, "satellite": 0.5}\' (default: the '
-        "survey mix in services/simulator/config.py)",
+        "survey mix in services/tools/simulator/config.py)",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace an earlier simulation in --out"
@@ -41,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from services.simulator.config import SimulationConfig
-    from services.simulator.writer import write_simulation
+    from services.tools.simulator.config import SimulationConfig
+    from services.tools.simulator.writer import write_simulation
 
     try:
         config = (
@@ -75,12 +73,3 @@ def main(args: argparse.Namespace) -> int:
         return 2
     print("\n".join(summary.lines()))
     return 0
-
-
-COMMANDS = {
-    "simulate": (
-        "write a simulated ZTF survey: Avro alerts, truth.csv, broken packets",
-        add_arguments,
-        main,
-    ),
-}

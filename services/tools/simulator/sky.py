@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 
-from services.simulator.config import STAMP_SIZE
+from services.tools.simulator.config import STAMP_SIZE
 
 # (8, S, S) row / column offsets of the 8 symmetries of a square (rotations and flips).
 _ROWS, _COLS = np.indices((STAMP_SIZE, STAMP_SIZE))

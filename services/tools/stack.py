@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Self
 
 from services.common.embedded import EmbeddedKafka, EmbeddedRedis, free_port
+from services.common.settings import KafkaSettings, RedisSettings
 
 log = logging.getLogger("ahunt.up")
 
@@ -208,13 +209,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     stack = Stack(
         state_dir=args.state,
-        kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-        redis_url=os.environ.get("REDIS_URL"),
+        kafka=KafkaSettings().bootstrap_servers,
+        redis_url=RedisSettings().url,
         services=args.only,
         scorers=args.scorers,
     )
@@ -241,6 +241,3 @@ def main(args: argparse.Namespace) -> int:
             pass
     print("stopped", flush=True)
     return 0
-
-
-COMMANDS = {"up": ("run the whole stack on this machine (embedded defaults)", add_arguments, main)}

@@ -2,9 +2,9 @@
 
 Every stamp is 63x63, centred on the candidate. The scene of one alert is
 
-- a static sky: a patch of a real deep field (:mod:`services.simulator.sky`) and up to two field
-  stars, identical in both epochs, so it subtracts away;
-- the class's own ingredients (see :data:`~services.simulator.config.CLASSES`), e.g. a host
+- a static sky: a patch of a real deep field (:mod:`services.tools.simulator.sky`) and up to two
+  field stars, identical in both epochs, so it subtracts away;
+- the class's own ingredients (see :data:`~services.tools.simulator.config.CLASSES`), e.g. a host
   galaxy in both epochs plus a new point source in the science epoch only;
 - seeing: Moffat point-spread functions whose FWHM and shape differ between the science image and
   the (better-seeing, deeper) template; galaxies are elliptical exponential discs and bulges
@@ -28,8 +28,8 @@ from typing import Final
 
 import numpy as np
 
-from services.simulator import sky
-from services.simulator.config import CLASSES, STAMP_SIZE, SimulationConfig
+from services.tools.simulator import sky
+from services.tools.simulator.config import CLASSES, STAMP_SIZE, SimulationConfig
 
 __all__ = ["Scenes", "render"]
 

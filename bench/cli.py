@@ -1,0 +1,19 @@
+"""``ahunt bench paper | throughput``: each benchmark's module is imported when it is chosen
+(the paper's options come from the learning code, which needs torch and scikit-learn)."""
+
+from __future__ import annotations
+
+import argparse
+
+from services.cli import Command, add_commands
+
+BENCHMARKS: tuple[Command, ...] = (
+    Command("paper", "reproduce the AHUNT paper's protocol on digits or MNIST", "bench.paper.cli"),
+    Command(
+        "throughput", "the scorer through a real broker, with stage ceilings", "bench.throughput"
+    ),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_commands(parser, BENCHMARKS, dest="bench")

@@ -1,0 +1,127 @@
+"""Every Redis key (and pub/sub channel) name of the project, from this module only.
+
+Pure names: no Redis here. What each key holds, and who writes and reads it:
+
+Users and the scorer's feedback cache (``services.common.store``; scorer writes, feedback reads)
+
+- ``ahunt:users``                       hash user -> UserProfile JSON
+- ``ahunt:tokens``                      hash sha256(API token) -> user (feedback API identity;
+                                        tokens themselves are never stored)
+- ``ahunt:alert:<alert_id>``            hash: meta JSON, stamp (preprocessed float32 .npy bytes),
+                                        cutouts (original bytes); TTL (default 7 days), so a label
+                                        arriving days later can still be trained on
+- ``ahunt:user:<user>:delivered``       hash alert_id -> delivery JSON (score, reason, version)
+- ``ahunt:user:<user>:candidates``      sorted set alert_id by score: recent unlabelled candidates
+                                        for the "questions" endpoint, trimmed to a bound
+
+Durable labels (``services.common.labels``; feedback writes, retrain reads)
+
+- ``ahunt:labels:<user>``               hash alert_id -> LabelRecord JSON (one per user and alert)
+- ``ahunt:train:<alert_id>``            hash: ``stamp`` and ``meta``, copied out of the TTL cache
+                                        at the first label; no TTL: the permanent training set
+- ``ahunt:labels:revision``             counter, incremented by every label write or undo
+
+Feedback events (``services.feedback.events``)
+
+- ``ahunt:feedback:outbox``             list of feedback events (JSON) written in the label's own
+                                        transaction, drained to Kafka ``ahunt.feedback``
+- ``ahunt:feedback:outbox:lock``        one publisher at a time
+- ``ahunt:feedback:outbox:dead``        entries that cannot be encoded: kept, never dropped
+
+The model registry (``services.common.registry``)
+
+- ``ahunt:models:surveys``              set of surveys with at least one published version
+- ``ahunt:model:<survey>:versions``     sorted set version -> its number (NNNN of <survey>-NNNN)
+- ``ahunt:model:<survey>:<version>``    hash: onnx (bytes), manifest (canonical JSON), sha256,
+                                        size, status, reason, created_at, promoted_at
+- ``ahunt:model:<survey>:live``         string: the live version (absent until the first promote)
+- ``ahunt:model:<survey>:history``      list of versions that went live, oldest first
+- ``ahunt:models:announce``             pub/sub channel: one JSON message per live change
+
+The retrain service (``services.retrain.storage``)
+
+- ``ahunt:bootstrap:<survey>``          hash: ``meta`` JSON and ``chunk:<i>`` stamps: the
+                                        bootstrap pool, which every retrain trains on again
+- ``ahunt:learner:<survey>:<version>``  the version's torch learner state (warm starts)
+- ``ahunt:retrain:<survey>``            hash: the last completed attempt (the loop's trigger)
+- ``ahunt:retrain:<survey>:lock``       one retrain per survey at a time
+"""
+
+from __future__ import annotations
+
+USERS = "ahunt:users"
+TOKENS = "ahunt:tokens"
+FEEDBACK_OUTBOX = "ahunt:feedback:outbox"
+FEEDBACK_OUTBOX_LOCK = "ahunt:feedback:outbox:lock"
+FEEDBACK_OUTBOX_DEAD = "ahunt:feedback:outbox:dead"
+LABELS_REVISION = "ahunt:labels:revision"
+MODEL_SURVEYS = "ahunt:models:surveys"
+MODELS_ANNOUNCE = "ahunt:models:announce"  # a pub/sub channel
+_LABELS_PREFIX = "ahunt:labels:"
+
+
+def alert_key(alert_id: str) -> str:
+    return f"ahunt:alert:{alert_id}"
+
+
+def delivered_key(user: str) -> str:
+    return f"ahunt:user:{user}:delivered"
+
+
+def candidates_key(user: str) -> str:
+    return f"ahunt:user:{user}:candidates"
+
+
+def labels_key(user: str) -> str:
+    """A user's labels (``labels_key("*")`` is the scan pattern of every user's).
+
+    >>> labels_key("alice")
+    'ahunt:labels:alice'
+    """
+    return f"{_LABELS_PREFIX}{user}"
+
+
+def labels_user(key: bytes | str) -> str:
+    """The user a :func:`labels_key` belongs to.
+
+    >>> labels_user(b"ahunt:labels:alice")
+    'alice'
+    """
+    text = key.decode() if isinstance(key, bytes) else key
+    return text.removeprefix(_LABELS_PREFIX)
+
+
+def train_key(alert_id: str) -> str:
+    return f"ahunt:train:{alert_id}"
+
+
+def model_key(survey: str, version: str) -> str:
+    return f"ahunt:model:{survey}:{version}"
+
+
+def model_versions_key(survey: str) -> str:
+    return f"ahunt:model:{survey}:versions"
+
+
+def model_live_key(survey: str) -> str:
+    return f"ahunt:model:{survey}:live"
+
+
+def model_history_key(survey: str) -> str:
+    return f"ahunt:model:{survey}:history"
+
+
+def bootstrap_key(survey: str) -> str:
+    return f"ahunt:bootstrap:{survey}"
+
+
+def learner_key(survey: str, version: str) -> str:
+    return f"ahunt:learner:{survey}:{version}"
+
+
+def retrain_state_key(survey: str) -> str:
+    return f"ahunt:retrain:{survey}"
+
+
+def retrain_lock_key(survey: str) -> str:
+    return f"ahunt:retrain:{survey}:lock"

@@ -1,0 +1,36 @@
+"""The linters and the type checker, as part of the test suite: `.ci/run` (the README's test
+command) fails on any finding of `ruff check`, `ruff format --check` or `mypy` (their settings are
+in pyproject.toml). They come with the dev extra, so a missing one fails too."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("ruff", "check", "."), ("ruff", "format", "--check", "."), ("mypy",)],
+    ids=["ruff-check", "ruff-format", "mypy"],
+)
+def test_no_finding(command: tuple[str, ...]) -> None:
+    out = _run(*command)
+    assert out.returncode == 0, (
+        f"`{' '.join(command)}` found:\n{out.stdout[-4000:]}{out.stderr[-2000:]}"
+    )
