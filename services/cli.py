@@ -75,7 +75,7 @@ COMMANDS: tuple[Command, ...] = (
         "users_main",
     ),
     # Tools (services/tools/): alerts in and out, the stack on one machine, the demo.
-    Command("decode", "decode alert packets, one JSON line per record", "services.decode_cli"),
+    Command("decode", "decode alert packets, one JSON line per record", "services.tools.decode"),
     Command("replay", "publish alert files to Kafka", "services.tools.replay"),
     Command("subscribe", "read a user's alert topic", "services.tools.subscribe"),
     Command("kafka", "run the embedded Kafka-protocol broker", "services.tools.kafka"),

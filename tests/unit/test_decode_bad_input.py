@@ -29,8 +29,8 @@ from services.common.alerts import (
     decode_message,
 )
 from services.common.cutouts import CUTOUT_REASONS, CutoutError, decode_stamp
-from services.decode_cli import add_arguments
-from services.decode_cli import main as decode_main
+from services.tools.decode import add_arguments
+from services.tools.decode import main as decode_main
 from tests.samples import (
     FINK_MULTI,
     FINK_SNAPPY,

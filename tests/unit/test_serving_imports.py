@@ -9,7 +9,7 @@ import sys
 def test_scorer_and_clients_do_not_import_torch() -> None:
     code = (
         "import sys, services.scorer.app, services.scorer.cli, services.tools.replay, "
-        "services.tools.subscribe, services.decode_cli, models.interest, models.questions, "
+        "services.tools.subscribe, services.tools.decode, models.interest, models.questions, "
         "models.manifest; "
         "print('torch' in sys.modules)"
     )
