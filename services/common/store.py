@@ -12,6 +12,8 @@ writer of labels and profiles). Key names come only from here.
                                         tokens themselves are never stored)
 - ``ahunt:feedback:outbox``             list of feedback events (JSON) written in the label's own
                                         transaction, drained to Kafka ``ahunt.feedback``
+- ``ahunt:session:<sha256(session id)>`` string: the sha256 of the API token a desk sign-in
+                                        was made with (TTL = the session's lifetime)
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ FEEDBACK_OUTBOX = "ahunt:feedback:outbox"
 
 def alert_key(alert_id: str) -> str:
     return f"ahunt:alert:{alert_id}"
+
+
+def session_key(session_hash: str) -> str:
+    return f"ahunt:session:{session_hash}"
 
 
 def delivered_key(user: str) -> str:
