@@ -50,7 +50,10 @@ def publish(settings: KafkaSettings, bootstrap: str, user: str, payloads: list[b
     """Produce to the user's topic (one key, so one partition and this order) and wait for the
     broker's acknowledgement."""
     delivery = Delivery(producer(settings, bootstrap, **{"message.max.bytes": 10_000_000}))
-    delivery.send([OutMessage(user_topic(user), p, key=user.encode()) for p in payloads])
+    try:
+        delivery.send([OutMessage(user_topic(user), p, key=user.encode()) for p in payloads])
+    finally:
+        delivery.producer.close()
 
 
 @dataclass

@@ -11,8 +11,9 @@
 Each stamp is stretched on its own. Rows are flipped so pixel (0, 0) is at the bottom left, as
 ds9 and matplotlib's ``origin="lower"`` show FITS images. Missing pixels are black and take no
 part in the limits: NaN, and fill values at float32's extremes (real ZTF stamps carry
--3.4e38 where a CCD had no data, up to a quarter of a template). The PNG is the stamp's native size; the browser enlarges it without
-smoothing (``image-rendering: pixelated``), so a zoom never invents detail.
+-3.4e38 where a CCD had no data, up to a quarter of a template). The PNG is the stamp's native
+size; the browser enlarges it without smoothing (``image-rendering: pixelated``), so a zoom never
+invents detail.
 """
 
 from __future__ import annotations
