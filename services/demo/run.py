@@ -190,7 +190,11 @@ def run_demo(
     samples: Path | None = None,
     retrain_epochs: int = 3,
     progress: Callable[[str], None] = print,
+    on_done: Callable[[DemoResult, str, dict[str, str], Callable[[], str | None]], None]
+    | None = None,
 ) -> DemoResult:
+    """``on_done(result, api_url, tokens, failed)`` runs at the end with the stack still up
+    (``--keep``: a person explores the desk as the simulated users)."""
     from models.preprocess import SURVEY_PREPROCESSING, ZTF_SPEC
     from services.common.registry import Registry
     from services.feedback.tokens import add_user
@@ -414,6 +418,10 @@ def run_demo(
             out=out,
         )
         _figures(out, oracles, rows, client)
+        if on_done is not None:
+            result_obj.seconds = time.perf_counter() - started
+            (out / "demo.json").write_text(json.dumps(result_obj.to_json(), indent=2))
+            on_done(result_obj, feedback, {n: o.token for n, o in oracles.items()}, stack.failed)
     result_obj.seconds = time.perf_counter() - started
     (out / "demo.json").write_text(json.dumps(result_obj.to_json(), indent=2))
     return result_obj
@@ -518,12 +526,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("demo-output"))
     p.add_argument("--samples", type=Path, default=None, help="real ZTF alerts to replay too")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the stack up afterwards: prints the desk's URL and each user's token",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
+    from services.demo.keep import keep_open
+
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     # SIGTERM unwinds like Ctrl-C, so the stack's children and servers are stopped, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    dead: list[str] = []
+
+    def keep(result: DemoResult, api: str, tokens: dict[str, str], failed: Any) -> None:
+        _summary(result)
+        try:
+            if (gone := keep_open(api, tokens, failed)) is not None:
+                dead.append(gone)
+        except KeyboardInterrupt:  # Ctrl-C: the stack stops on the way out
+            pass
+
     result = run_demo(
         args.out,
         nights=args.nights,
@@ -532,7 +557,14 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         samples=args.samples or default_samples(),
         progress=lambda line: print(line, flush=True),
+        on_done=keep if args.keep else None,
     )
+    if not args.keep:
+        _summary(result)
+    return 1 if dead else 0
+
+
+def _summary(result: DemoResult) -> None:
     last = result.rows[-1]
     print(f"\nfinished in {result.seconds:.0f} s; outputs in {result.out}/")
     for u in USERS:
@@ -543,7 +575,6 @@ def main(args: argparse.Namespace) -> int:
             f"{last.boring_delivered[u.name]} {'/'.join(u.boring)} delivered"
         )
     print(f"  dead letters: {len(result.dead_letters)} (broken packets sent: {result.bad_packets})")
-    return 0
 
 
 COMMANDS = {
