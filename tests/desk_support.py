@@ -16,6 +16,10 @@ from services.common.alerts import Alert
 from services.common.kafka import Delivery, OutMessage, producer
 from services.common.settings import KafkaSettings
 from services.common.users import user_topic
+from services.feedback.app import create_app
+from services.feedback.serve import ThreadedServer, redis_client, serve_in_thread
+from services.feedback.settings import FeedbackSettings
+from services.feedback.stream import KafkaSource
 
 CLASSES = ("reserve", "normal")
 
@@ -54,6 +58,18 @@ def publish(settings: KafkaSettings, bootstrap: str, user: str, payloads: list[b
         delivery.send([OutMessage(user_topic(user), p, key=user.encode()) for p in payloads])
     finally:
         delivery.producer.close()
+
+
+def serve_desk(
+    redis_url: str, kafka: KafkaSettings, bootstrap: str, **overrides: Any
+) -> ThreadedServer:
+    """The feedback API over real HTTP with a Kafka source for the stream (no rate limit, no
+    token cache, so tests see revocations at once)."""
+    settings = FeedbackSettings(**{"rate_limit_per_s": 0.0, "auth_cache_s": 0.0, **overrides})
+    app = create_app(
+        settings, redis_client(redis_url, settings), None, kafka=KafkaSource(kafka, bootstrap)
+    )
+    return serve_in_thread(app)
 
 
 @dataclass

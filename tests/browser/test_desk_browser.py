@@ -37,12 +37,9 @@ from services.common.embedded import EmbeddedRedis
 from services.common.kafka import Delivery, OutMessage, producer
 from services.common.settings import KafkaSettings
 from services.common.users import Budget, UserProfile
-from services.feedback.app import create_app
-from services.feedback.serve import ThreadedServer, serve_in_thread
-from services.feedback.serve import redis_client as async_redis
-from services.feedback.settings import FeedbackSettings
-from services.feedback.stream import KafkaSource
+from services.feedback.serve import ThreadedServer
 from services.feedback.tokens import add_user
+from tests.desk_support import serve_desk
 from tests.samples import unique_copies
 
 CHROMIUM = "/usr/bin/chromium"
@@ -141,14 +138,7 @@ def stack(
         assert isinstance(alert, Alert)
         return alert.alert_id
 
-    feedback = FeedbackSettings(rate_limit_per_s=0.0, auth_cache_s=0.0)
-    app = create_app(
-        feedback,
-        async_redis(redis_server.url, feedback),
-        None,
-        kafka=KafkaSource(kafka_settings, kafka_bootstrap),
-    )
-    api = serve_in_thread(app)
+    api = serve_desk(redis_server.url, kafka_settings, kafka_bootstrap)
     http = httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
     try:
         # The sample night is scored before the page opens (a budget larger than the stream:

@@ -25,12 +25,11 @@ from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
 from services.common.users import user_topic
 from services.feedback.app import create_app
-from services.feedback.serve import ThreadedServer, serve_in_thread
+from services.feedback.serve import ThreadedServer
 from services.feedback.serve import redis_client as async_redis
 from services.feedback.settings import FeedbackSettings
-from services.feedback.stream import KafkaSource
 from services.feedback.tokens import add_user, revoke_user
-from tests.desk_support import Event, events, publish, user_alert
+from tests.desk_support import Event, events, publish, serve_desk, user_alert
 from tests.integration.test_feedback_support import TestClient, bearer, seed_alert
 
 ORIGIN = {"Origin": "http://testserver"}
@@ -222,14 +221,13 @@ def live(
     """A served API with a Kafka source; yields (server, user, token)."""
     user = f"desk-{uuid.uuid4().hex[:8]}"
     token = add_user(redis_client, user)
-    settings = _settings(stream_heartbeat_s=0.3, stream_max_per_user=2)
-    app = create_app(
-        settings,
-        async_redis(redis_server.url, settings),
-        None,
-        kafka=KafkaSource(kafka_settings, kafka_bootstrap),
+    api = serve_desk(
+        redis_server.url,
+        kafka_settings,
+        kafka_bootstrap,
+        stream_heartbeat_s=0.3,
+        stream_max_per_user=2,
     )
-    api = serve_in_thread(app)
     try:
         yield api, user, token
     finally:
