@@ -289,6 +289,16 @@ def _scenario(page: Any, stack: Stack, base: str, shots: Path) -> dict[str, Any]
     page.locator("#live-items").scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "desk-live.png"))
 
+    # View keys: s switches every stamp's stretch, + zooms in, 0 goes back to 1:1.
+    page.keyboard.press("s")
+    assert "stretch=asinh" in (page.get_attribute("#img-science", "src") or "")
+    page.keyboard.press("s")
+    assert "stretch=zscale" in (page.get_attribute("#img-science", "src") or "")
+    page.keyboard.press("+")
+    assert "scale(1.5)" in (page.get_attribute("#img-difference", "style") or "")
+    page.keyboard.press("0")
+    assert "scale(1)" in (page.get_attribute("#img-difference", "style") or "")
+
     # Ten answers by keyboard, each checked in Redis through the API.
     plan: list[tuple[list[str], str, bool | None]] = [
         (["1"], "normal", None),
