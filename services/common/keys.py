@@ -13,6 +13,8 @@ Users and the scorer's feedback cache (``services.common.store``; scorer writes,
 - ``ahunt:user:<user>:delivered``       hash alert_id -> delivery JSON (score, reason, version)
 - ``ahunt:user:<user>:candidates``      sorted set alert_id by score: recent unlabelled candidates
                                         for the "questions" endpoint, trimmed to a bound
+- ``ahunt:session:<sha256(session id)>`` string: the sha256 of the API token a desk sign-in
+                                        was made with (TTL = the session's lifetime)
 
 Durable labels (``services.common.labels``; feedback writes, retrain reads)
 
@@ -62,6 +64,10 @@ _LABELS_PREFIX = "ahunt:labels:"
 
 def alert_key(alert_id: str) -> str:
     return f"ahunt:alert:{alert_id}"
+
+
+def session_key(session_hash: str) -> str:
+    return f"ahunt:session:{session_hash}"
 
 
 def delivered_key(user: str) -> str:

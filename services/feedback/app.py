@@ -9,6 +9,7 @@ to the Redis outbox and wait there for an API that has a producer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,11 +34,34 @@ from services.feedback.events import OutboxPublisher
 from services.feedback.metrics import FeedbackMetrics
 from services.feedback.middleware import BodyLimit, RequestMetrics
 from services.feedback.ratelimit import TokenBuckets
-from services.feedback.routes import alerts, classes, feedback, me, ops
+from services.feedback.routes import (
+    alerts,
+    classes,
+    desk,
+    discoveries,
+    feedback,
+    me,
+    ops,
+    session,
+    stamps,
+    stream,
+)
 from services.feedback.settings import FeedbackSettings
+from services.feedback.stamps import warm as warm_stamps
+from services.feedback.stream import KafkaSource, StreamHub
 
 log = logging.getLogger("ahunt.feedback")
-ROUTERS = (feedback.router, me.router, alerts.router, classes.router, ops.router)
+ROUTERS = (
+    feedback.router,
+    me.router,
+    alerts.router,
+    classes.router,
+    ops.router,
+    session.router,
+    stream.router,
+    stamps.router,
+    discoveries.router,
+)
 # Replies that mean "Redis cannot take writes right now" rather than "this request is wrong".
 UNAVAILABLE_REPLIES = ("LOADING", "MISCONF", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 
@@ -56,14 +80,17 @@ def create_app(
     producer: Producer | None,
     *,
     metrics: FeedbackMetrics | None = None,
+    kafka: KafkaSource | None = None,
 ) -> FastAPI:
     """The API over ``redis`` (asyncio client) and ``producer`` (``None``: events stay in the
-    outbox). ``metrics`` defaults to a fresh registry of this app's own."""
+    outbox). ``metrics`` defaults to a fresh registry of this app's own; ``kafka`` is where
+    ``/v1/me/stream`` reads user topics (``None``: that route answers 503)."""
     metrics = metrics or FeedbackMetrics(CollectorRegistry())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _check_durability(app, settings, redis, metrics)
+        warming = asyncio.create_task(asyncio.to_thread(warm_stamps))  # the desk's first stamp
         if producer is not None:
             app.state.publisher = OutboxPublisher(
                 redis,
@@ -79,6 +106,8 @@ def create_app(
         try:
             yield
         finally:
+            app.state.streams.close()
+            await asyncio.gather(warming, return_exceptions=True)
             if app.state.publisher is not None:
                 await app.state.publisher.stop()
                 app.state.publisher = None
@@ -89,7 +118,7 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served offline by routes/desk.py
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -101,8 +130,15 @@ def create_app(
     app.state.batcher = RedisBatcher(redis)
     app.state.publisher = None
     app.state.durable = None
+    app.state.streams = StreamHub(
+        kafka,
+        settings.stream_max_per_user,
+        settings.stream_max_total,
+        settings.stream_heartbeat_s,
+    )
     for router in ROUTERS:
         app.include_router(router)
+    desk.install(app)
     app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
 
     def unavailable(reason: str) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""Who is asking: ``Authorization: Bearer <token>`` -> the token's user, then the rate limit.
+"""Who is asking: ``Authorization: Bearer <token>`` (or the desk's session cookie, which stands
+for a token: ``sessions.py``) -> the token's user, then the rate limit.
 
 Every ``/v1`` route depends on :data:`CurrentUser` and acts on that user only; no route takes a
 user name, so another user's labels, interest and alerts cannot even be addressed.
@@ -15,7 +16,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from redis.asyncio import Redis
 
-from services.feedback import storage
+from services.feedback import sessions, storage
 from services.feedback.ratelimit import TokenBuckets
 from services.feedback.tokens import token_hash
 
@@ -56,10 +57,14 @@ RedisDep = Annotated[Redis, Depends(get_redis)]
 async def current_user(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != SCHEME or not token.strip():
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", CHALLENGE)
     state = request.app.state
-    key = token_hash(token.strip())
+    if not header and request.cookies.get(sessions.COOKIE):  # the desk (browser) signs in so
+        key = await _session_token_hash(request, request.cookies[sessions.COOKIE])
+    elif scheme.lower() != SCHEME or not token.strip():
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", CHALLENGE)
+    else:
+        key = token_hash(token.strip())
+    request.state.token_hash = key
     user = state.token_cache.get(key)
     if user is None:
         user = await storage.user_for_hash(state.batcher, key)
@@ -75,6 +80,26 @@ async def current_user(request: Request) -> str:
             {"Retry-After": TokenBuckets.retry_after(wait)},
         )
     return user
+
+
+async def _session_token_hash(request: Request, session_id: str) -> str:
+    """The token hash behind a desk session cookie; writes must come from this server's own
+    pages (``sessions.origin_allowed``: the CSRF rule)."""
+    settings = request.app.state.settings
+    if request.method not in sessions.SAFE_METHODS and not sessions.origin_allowed(
+        request.headers.get("origin"), request.headers.get("host"), settings.trusted_origins
+    ):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "cross-origin write refused: a session cookie only works from this server's desk "
+            "(scripts: send Authorization: Bearer <token>)",
+        )
+    key = await sessions.token_hash_of(request.app.state.redis, session_id)
+    if key is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "session expired or signed out: sign in again", CHALLENGE
+        )
+    return key
 
 
 CurrentUser = Annotated[str, Depends(current_user)]

@@ -44,6 +44,7 @@ from services.common.kafka import ensure_topics, producer
 from services.common.settings import KafkaSettings, RedisSettings
 from services.feedback.app import create_app
 from services.feedback.settings import FeedbackSettings
+from services.feedback.stream import KafkaSource, StreamClosingServer
 from services.feedback.tokens import add_user
 
 log = logging.getLogger("ahunt.feedback")
@@ -65,8 +66,10 @@ def app_from_env() -> FastAPI:
     settings, kafka, redis_url = FeedbackSettings(), KafkaSettings(), RedisSettings().url
     if not redis_url:
         raise RuntimeError("REDIS_URL is not set")
-    kafka_producer = producer(kafka, kafka.bootstrap_servers) if kafka.bootstrap_servers else None
-    return create_app(settings, redis_client(redis_url, settings), kafka_producer)
+    bootstrap = kafka.bootstrap_servers
+    kafka_producer = producer(kafka, bootstrap) if bootstrap else None
+    source = KafkaSource(kafka, bootstrap) if bootstrap else None
+    return create_app(settings, redis_client(redis_url, settings), kafka_producer, kafka=source)
 
 
 def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> int:
@@ -116,8 +119,13 @@ def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> 
             "lifespan": "on",  # a failed startup (e.g. Redis not durable and required) exits
         }
         if settings.workers == 1:
-            app = create_app(settings, redis_client(ep.redis, settings), producer(kafka, ep.kafka))
-            server = uvicorn.Server(uvicorn.Config(app, **common))  # type: ignore[arg-type]
+            app = create_app(
+                settings,
+                redis_client(ep.redis, settings),
+                producer(kafka, ep.kafka),
+                kafka=KafkaSource(kafka, ep.kafka),
+            )
+            server = StreamClosingServer(uvicorn.Config(app, **common))  # type: ignore[arg-type]
             server.run()
             if not server.started:
                 return 3  # startup failed (uvicorn's own exit status for that)
@@ -127,6 +135,7 @@ def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> 
                 "services.feedback.serve:app_from_env",
                 factory=True,
                 workers=settings.workers,
+                timeout_graceful_shutdown=10,  # worker processes: live streams end by this
                 **common,  # type: ignore[arg-type]
             )
     return 0
@@ -166,7 +175,7 @@ def serve_in_thread(
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on"
     )
-    server = uvicorn.Server(config)
+    server = StreamClosingServer(config)
     thread = threading.Thread(target=server.run, name="feedback-api", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

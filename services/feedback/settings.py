@@ -55,3 +55,21 @@ class FeedbackSettings(Settings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=False, description="uvicorn access log (metrics count all)")
+    # The Oracle's desk (/desk) and the live stream (/v1/me/stream).
+    session_ttl_s: int = Field(
+        default=12 * 3600, ge=60, description="desk sign-in lifetime (the session cookie's)"
+    )
+    trusted_origins: list[str] = Field(
+        default_factory=list,
+        description="extra Origin values (scheme://host[:port]) allowed to send cookie-"
+        "authenticated writes, e.g. the public URL behind a proxy that rewrites Host",
+    )
+    stream_max_per_user: int = Field(
+        default=4, ge=1, description="open /v1/me/stream connections per user (more: 429)"
+    )
+    stream_max_total: int = Field(
+        default=64, ge=1, description="open /v1/me/stream connections per process (more: 503)"
+    )
+    stream_heartbeat_s: float = Field(
+        default=15.0, gt=0, description="idle stream: a comment line this often keeps proxies open"
+    )

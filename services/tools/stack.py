@@ -124,7 +124,8 @@ class Stack:
                         ("feedback",),
                         {"AHUNT_FEEDBACK_HOST": "127.0.0.1", "AHUNT_FEEDBACK_PORT": str(port)},
                         f"{url}/healthz",
-                        f"REST API {url}/v1 (docs {url}/docs, metrics {url}/metrics)",
+                        f"desk {url}/desk  REST API {url}/v1 (docs {url}/docs, metrics "
+                        f"{url}/metrics)",
                     )
                 )
             elif name == "retrain":
@@ -225,7 +226,8 @@ def main(args: argparse.Namespace) -> int:
         for spec in stack.specs:
             print(f"  {spec.name:<9}{spec.endpoint}")
         print(
-            "Next: `ahunt users add NAME`, `ahunt bootstrap --survey ztf --from FILES`, "
+            "Next: `ahunt users add NAME` (its token signs in at the desk), "
+            "`ahunt bootstrap --survey ztf --from FILES`, "
             "`ahunt replay FILES --topic ahunt.alerts`, `ahunt subscribe --user NAME`.\n"
             "(Set KAFKA_BOOTSTRAP_SERVERS and REDIS_URL to these in the shell you use.) "
             "Ctrl-C stops everything.",

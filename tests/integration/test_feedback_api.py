@@ -31,7 +31,10 @@ from tests.integration.test_feedback_support import (
     seed_alert,
 )
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
+PUBLIC = {
+    *("/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json"),
+    *("/", "/desk"),  # the desk page (its data comes from /v1 with the same auth)
+}
 
 
 @dataclass

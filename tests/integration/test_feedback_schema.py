@@ -29,6 +29,8 @@ CROSS_FIELD_RULES = {"PUT /v1/me/interest"}
 # is refused is not checked: unknown query parameters are ignored (as HTTP servers do), and the
 # token added to every call undoes negative cases that drop the Authorization header.
 LENIENT = [negative_data_rejection]
+# A live stream answers forever (or 503 here, with no Kafka): tests/integration/test_desk_api.py.
+NEVER_ENDS = {"GET /v1/me/stream"}
 PARAMETERLESS = {
     "GET /healthz",
     "GET /readyz",
@@ -46,7 +48,11 @@ def test_no_server_errors_and_answers_match_the_schema(
         seed_alert(redis_client, alert_id, delivered_to=["fuzz"])
     app, _ = make_app(redis_server.url)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
+    operations = [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())  # type: ignore[union-attr]
+        if op.label not in NEVER_ENDS
+    ]
     assert len(operations) >= 12
     seen: dict[str, set[int]] = {}
 
@@ -78,6 +84,13 @@ def test_no_server_errors_and_answers_match_the_schema(
                 # No invalid request exists for an operation without parameters or body.
                 assert mode is GenerationMode.NEGATIVE, operation.label
                 assert operation.label in PARAMETERLESS, operation.label
+    # Generated ids hit a seeded alert only by luck (hypothesis favours string constants it finds
+    # in the code base, which change as the code grows): one known-good label, checked the same.
+    label = next(op for op in operations if op.label == "POST /v1/feedback")
+    good = label.Case(body={"alert_id": "1", "label": "sn"}, media_type="application/json")
+    response = good.call(headers=headers)
+    good.validate_response(response)
+    seen["POST /v1/feedback"].add(response.status_code)
     # The run reached the handlers, not only the validation layer.
     assert 201 in seen["POST /v1/feedback"] or 200 in seen["POST /v1/feedback"]
     assert 200 in seen["GET /v1/me"]

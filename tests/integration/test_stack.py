@@ -25,6 +25,10 @@ def test_the_whole_stack_starts_reports_its_endpoints_and_stops_cleanly(tmp_path
         assert names == {"scorer", "feedback", "retrain"}
         for spec in stack.specs:
             assert _ok(spec.ready_url), spec.name
+        # The desk is served by the feedback service, and the banner names it.
+        feedback = next(spec for spec in stack.specs if spec.name == "feedback")
+        desk = feedback.ready_url.replace("/healthz", "/desk")
+        assert desk in feedback.endpoint and _ok(desk)
         assert stack.failed() is None
         # The scorer waits for a first model instead of exiting (nobody bootstrapped yet).
         pids = [p.pid for p in stack.processes.values()]

@@ -286,8 +286,13 @@ def run_demo(
     samples: Path | None = None,
     retrain_epochs: int = 3,
     progress: Callable[[str], None] = print,
+    on_done: Callable[[DemoResult, str, dict[str, str], Callable[[], str | None]], None]
+    | None = None,
 ) -> DemoResult:
-    """Run the demo into ``out`` (replaced); returns what ``demo.json`` holds."""
+    """Run the demo into ``out`` (replaced); returns what ``demo.json`` holds.
+
+    ``on_done(result, api_url, tokens, failed)`` runs at the end with the stack still up
+    (``--keep``: a person explores the desk as the simulated users)."""
     plan = DemoPlan(
         out, nights, per_night, budget, seed, pool, bad_per_night, samples, retrain_epochs
     )
@@ -323,6 +328,9 @@ def run_demo(
         del delivery  # the producer goes before the broker does (no reconnect noise at exit)
         result = demo.result(rows)
         write_figures(out, demo.oracles, rows, demo.client)
-    result.seconds = time.perf_counter() - started
-    (out / "demo.json").write_text(json.dumps(result.to_json(), indent=2))
+        result.seconds = time.perf_counter() - started
+        (out / "demo.json").write_text(json.dumps(result.to_json(), indent=2))
+        if on_done is not None:
+            tokens = {name: oracle.token for name, oracle in demo.oracles.items()}
+            on_done(result, demo.api, tokens, stack.failed)
     return result
