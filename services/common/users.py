@@ -15,6 +15,9 @@ from models.interest import Interest
 from models.questions import STRATEGIES, StrategyMix
 
 USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+USER_TOPIC_PREFIX = "ahunt.user."
+# Kafka principals of the services and the operator share the user namespace (docs/SECURITY.md).
+RESERVED_NAME_PREFIX = "ahunt-"
 
 
 def user_topic(user: str) -> str:
@@ -25,7 +28,34 @@ def user_topic(user: str) -> str:
     """
     if not USER_NAME.match(user):
         raise ValueError(f"invalid user name {user!r}: lower-case letters, digits, '_', '.', '-'")
-    return f"ahunt.user.{user}"
+    return USER_TOPIC_PREFIX + user
+
+
+def collision_key(user: str) -> str:
+    """Names with the same key must not both exist. Kafka refuses topics that differ only by
+    '.' versus '_' (their metric names collide), so ``a.b`` and ``a_b`` share a key. Redis keys
+    cannot collide: a name has no ':', the separator of every key that holds one.
+
+    >>> collision_key("a.b") == collision_key("a_b")
+    True
+    """
+    return user.replace(".", "_")
+
+
+def check_new_user(user: str, existing: set[str]) -> None:
+    """Raise ValueError if ``user`` is not a valid new name next to ``existing`` ones."""
+    user_topic(user)
+    if user.startswith(RESERVED_NAME_PREFIX):
+        raise ValueError(f"user names starting with {RESERVED_NAME_PREFIX!r} are reserved")
+    if user in existing:
+        raise ValueError(f"user {user!r} exists")
+    key = collision_key(user)
+    for other in sorted(existing):
+        if collision_key(other) == key:
+            raise ValueError(
+                f"user {user!r} would collide with user {other!r}: Kafka treats '.' and '_' in "
+                "topic names as the same; choose another name"
+            )
 
 
 class Frozen(BaseModel):
