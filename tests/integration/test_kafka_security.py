@@ -39,6 +39,7 @@ from services.common.embedded import (
     stop_server,
     tansu_binary,
 )
+from services.common.kafka_acl import acl_support
 from tests import kafka_wire
 
 QUIET = {"log_level": 0, "socket.timeout.ms": 3000}
@@ -294,3 +295,9 @@ def test_bundled_broker_serves_no_tls(tmp_path: Path) -> None:
         assert metadata_error({"bootstrap.servers": bootstrap, **QUIET}) is None
     finally:
         stop_server(process, 5)
+
+
+def test_acl_probe_says_unsupported_without_crashing(open_broker: str) -> None:
+    admin = AdminClient({"bootstrap.servers": open_broker, **QUIET})
+    assert acl_support(admin) is False
+    assert sorted(admin.list_topics(timeout=10).topics) is not None  # the client is still alive
