@@ -235,11 +235,15 @@ def test_answers_raise_or_zero_a_class_weight(api: Api) -> None:
     assert weights() == {"lens": 1.0, "bogus": 0.0}  # known to the model, never shown
     post(api, api.alice, alert_id="1001", label="lens", interesting=None)
     assert weights() == {"lens": 1.0, "bogus": 0.0}
-    classes = api.http.get("/v1/classes", headers=api.bob).json()
+    classes = api.http.get("/v1/classes", headers=api.alice).json()
     by_name = {c["name"]: c for c in classes["classes"]}
     assert by_name["lens"]["labels"] == 2 and by_name["bogus"]["labels"] == 1
     assert by_name["normal"]["in_model"] is True and by_name["lens"]["in_model"] is False
     assert classes["models"]["ztf"] == {"version": "ztf-0001", "classes": ["reserve", "normal"]}
+    # Classes only in alice's labels are hers until a model learns them (docs/SECURITY.md).
+    bobs = api.http.get("/v1/classes", headers=api.bob).json()
+    assert {c["name"] for c in bobs["classes"]} == {"reserve", "normal"}
+    assert all(c["labels"] == 0 for c in bobs["classes"])
     me = api.http.get("/v1/me", headers=api.alice).json()
     assert me["labels"] == {"total": 3, "by_class": {"lens": 2, "bogus": 1}}
 
