@@ -27,8 +27,9 @@ Apache Kafka a DeleteAcls that matches nothing changes nothing. See docs/SECURIT
 
 from __future__ import annotations
 
+import secrets
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -233,3 +234,45 @@ def delete_acls_of(admin: AdminClient, principal: str) -> int:
     for future in admin.delete_acls([everything], request_timeout=30).values():
         deleted += len(future.result())
     return deleted
+
+
+# --- a user's Kafka identity, issued and revoked with their API token ---------------------------
+
+
+@dataclass(frozen=True)
+class KafkaIdentity:
+    topic: str
+    password: str | None  # the SCRAM password, shown once; None when none was issued
+    note: str  # what was done, for people
+
+
+def issue_user(admin: AdminClient, ensure_topic: Callable[[str], None], user: str) -> KafkaIdentity:
+    """Create the user's topic (brokers with auto-create off need it before the first delivery)
+    and, where the broker enforces ACLs, a SCRAM credential and the user's grants."""
+    topic = user_topic(user)
+    ensure_topic(topic)
+    if not acl_support(admin):
+        return KafkaIdentity(
+            topic,
+            None,
+            "no Kafka credential issued: this broker stores no ACLs, so it cannot keep users "
+            "apart (the embedded broker authenticates nobody; see docs/SECURITY.md)",
+        )
+    password = secrets.token_urlsafe(24)
+    set_scram_password(admin, user, password)
+    create_acls(admin, user_grants(user))
+    return KafkaIdentity(
+        topic,
+        password,
+        f"SCRAM-SHA-512 principal {user!r}: read {topic}, groups {user_group_prefix(user)}*",
+    )
+
+
+def revoke_user_identity(admin: AdminClient, user: str) -> str:
+    """Remove the user's SCRAM credential and ACLs (their topic stays: an operator may delete
+    it); what was done, for people."""
+    if not acl_support(admin):
+        return "no Kafka credential to revoke (this broker stores no ACLs)"
+    had = delete_scram_credential(admin, user)
+    deleted = delete_acls_of(admin, user)
+    return f"Kafka: {'credential removed' if had else 'no credential'}, {deleted} ACLs removed"

@@ -6,6 +6,7 @@ carry backend errors."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -183,3 +184,36 @@ def test_readiness_carries_no_backend_error_text() -> None:
     assert body["redis"] == "unavailable" and body["status"] == "unavailable"
     assert str(port) not in r.text and "127.0.0.1" not in r.text and "hunter2" not in r.text
     assert "Error" not in r.text
+
+
+def test_users_add_creates_the_topic_and_refuses_colliding_names(
+    redis_server: EmbeddedRedis,
+    redis_client: redis.Redis,
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from services.cli import main as ahunt
+    from services.common.kafka_acl import acl_support
+
+    name = f"sec.{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    assert ahunt(["users", "add", name]) == 0
+    out = capsys.readouterr().out
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    topics = admin.list_topics(timeout=10).topics
+    assert f"ahunt.user.{name}" in topics  # before any scorer ran
+    if acl_support(admin):  # Apache Kafka with an authorizer: a SCRAM credential, shown once
+        assert "Kafka: password (shown once, keep it)" in out
+    else:  # the bundled broker stores no ACLs: no credential is pretended (docs/SECURITY.md)
+        assert "no Kafka credential issued" in out and "password" not in out
+    with pytest.raises(SystemExit, match="collide"):
+        ahunt(["users", "add", name.replace(".", "_")])
+    with pytest.raises(SystemExit, match="reserved"):
+        ahunt(["users", "add", "ahunt-scorer"])
+    assert ahunt(["users", "revoke", name]) == 0
+    assert "Kafka" in capsys.readouterr().out
+    admin.delete_topics([f"ahunt.user.{name}"])[f"ahunt.user.{name}"].result(timeout=10)
