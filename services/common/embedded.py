@@ -108,10 +108,17 @@ class _ServerContext:
 
 @dataclass
 class EmbeddedKafka(_ServerContext):
-    """A Tansu broker on a loopback port, as a context manager (memory storage: no durability)."""
+    """A Tansu broker on a loopback port, as a context manager (memory storage: no durability).
+
+    ``authentication`` starts it with ``--authentication`` (SASL/SCRAM required). Tansu 0.6.0 then
+    refuses every client, because a SCRAM credential can only be created over an authenticated
+    connection and its memory storage starts empty: only the security tests use it (see
+    docs/SECURITY.md and tests/integration/test_kafka_security.py).
+    """
 
     port: int = 0
     host: str = "127.0.0.1"
+    authentication: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -130,6 +137,7 @@ class EmbeddedKafka(_ServerContext):
                 url,
                 "--advertised-listener-url",
                 url,
+                *(["--authentication"] if self.authentication else []),
             ],
             self.host,
             self.port,

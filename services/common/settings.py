@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,13 +30,41 @@ class KafkaSettings(Settings):
 
     model_config = SettingsConfigDict(env_prefix="KAFKA_")
 
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_MECHANISM, "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
+            raise ValueError("KAFKA_SSL_CERTIFICATE_LOCATION needs KAFKA_SSL_KEY_LOCATION")
+        return self
+
     bootstrap_servers: str | None = Field(
         default=None, description="host:port list; unset starts the embedded broker"
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] | None = Field(
+        default=None, description="SCRAM-SHA-512 for the principals `ahunt users add` issues"
+    )
+    sasl_username: str | None = Field(default=None, description="this service's principal")
     sasl_password: SecretStr | None = None
+    # TLS (security_protocol SSL or SASL_SSL): the CA that signed the brokers' certificates, and
+    # for mutual TLS this client's own certificate and key (PEM files).
+    ssl_ca_location: Path | None = Field(
+        default=None, description="PEM file of the CA that signed the brokers' certificates"
+    )
+    ssl_certificate_location: Path | None = Field(
+        default=None, description="PEM client certificate (mutual TLS)"
+    )
+    ssl_key_location: Path | None = Field(default=None, description="PEM client private key")
+    ssl_key_password: SecretStr | None = None
+    ssl_endpoint_identification: bool = Field(
+        default=True, description="check the broker's host name against its certificate"
+    )
     # A low session timeout makes group joins fast (a join takes about half of it on Tansu);
     # heartbeats must stay well inside it or the group keeps rebalancing.
     session_timeout_ms: int = Field(default=6000, ge=1000)
@@ -60,6 +88,18 @@ class KafkaSettings(Settings):
             config["sasl.username"] = self.sasl_username
         if self.sasl_password is not None:
             config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            if self.ssl_ca_location is not None:
+                config["ssl.ca.location"] = str(self.ssl_ca_location)
+            if self.ssl_certificate_location is not None:
+                config["ssl.certificate.location"] = str(self.ssl_certificate_location)
+            if self.ssl_key_location is not None:
+                config["ssl.key.location"] = str(self.ssl_key_location)
+            if self.ssl_key_password is not None:
+                config["ssl.key.password"] = self.ssl_key_password.get_secret_value()
+            config["ssl.endpoint.identification.algorithm"] = (
+                "https" if self.ssl_endpoint_identification else "none"
+            )
         return config
 
 

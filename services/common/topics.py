@@ -14,6 +14,7 @@ ALERTS = "ahunt.alerts"
 DEAD_LETTERS = "ahunt.dlq"
 FEEDBACK = "ahunt.feedback"
 USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+USER_TOPIC_PREFIX = "ahunt.user."  # ACLs grant on this prefix (services.common.kafka_acl)
 
 
 def user_topic(user: str) -> str:
@@ -24,4 +25,4 @@ def user_topic(user: str) -> str:
     """
     if not USER_NAME.match(user):
         raise ValueError(f"invalid user name {user!r}: lower-case letters, digits, '_', '.', '-'")
-    return f"ahunt.user.{user}"
+    return USER_TOPIC_PREFIX + user

@@ -14,6 +14,36 @@ from models.interest import Interest
 from models.questions import STRATEGIES, StrategyMix
 from services.common.topics import user_topic
 
+# Kafka principals of the services and the operator share the user namespace (docs/SECURITY.md).
+RESERVED_NAME_PREFIX = "ahunt-"
+
+
+def collision_key(user: str) -> str:
+    """Names with the same key must not both exist. Kafka refuses topics that differ only by
+    '.' versus '_' (their metric names collide), so ``a.b`` and ``a_b`` share a key. Redis keys
+    cannot collide: a name has no ':', the separator of every key that holds one.
+
+    >>> collision_key("a.b") == collision_key("a_b")
+    True
+    """
+    return user.replace(".", "_")
+
+
+def check_new_user(user: str, existing: set[str]) -> None:
+    """Raise ValueError if ``user`` is not a valid new name next to ``existing`` ones."""
+    user_topic(user)
+    if user.startswith(RESERVED_NAME_PREFIX):
+        raise ValueError(f"user names starting with {RESERVED_NAME_PREFIX!r} are reserved")
+    if user in existing:
+        raise ValueError(f"user {user!r} exists")
+    key = collision_key(user)
+    for other in sorted(existing):
+        if collision_key(other) == key:
+            raise ValueError(
+                f"user {user!r} would collide with user {other!r}: Kafka treats '.' and '_' in "
+                "topic names as the same; choose another name"
+            )
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

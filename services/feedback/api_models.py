@@ -130,8 +130,11 @@ class MeOut(BaseModel):
 
 class ClassInfo(BaseModel):
     name: str
-    labels: int = Field(description="labels of this class, all users")
-    users: int = Field(description="users who used this class")
+    labels: int = Field(description="your labels of this class")
+    users: int = Field(
+        description="users who labelled this class, for classes of a live model (1 for a class "
+        "only in your own labels: other users' private classes are not listed)"
+    )
     in_model: bool = Field(description="an output of a live model (from the scorer's cache)")
 
 
@@ -185,6 +188,13 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     status: str
-    redis: str
-    durable: bool | None = Field(description="appendonly + appendfsync always at startup")
+    redis: Literal["ok", "unavailable"] = Field(
+        description="never the backend's own error text (it is logged instead)"
+    )
+    durable: bool | None = Field(description="labels: appendonly + appendfsync always at startup")
     outbox: int | None = Field(description="feedback events waiting for Kafka")
+    kafka_durable: bool | None = Field(
+        default=None,
+        description="false when the broker keeps messages in memory only (the embedded one): "
+        "user topics and the feedback log are lost when it stops; null: not known here",
+    )

@@ -127,6 +127,9 @@ def create_app(
     app.state.metrics = metrics
     app.state.rate_limit = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.state.token_cache = TokenCache(settings.auth_cache_s)
+    app.state.auth_failures = TokenBuckets(
+        settings.auth_failures_per_s, settings.auth_failures_burst
+    )
     app.state.batcher = RedisBatcher(redis)
     app.state.publisher = None
     app.state.durable = None

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from services.common.settings import RedisSettings
 from services.feedback.settings import FeedbackSettings
@@ -51,20 +53,43 @@ def add_users_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _kafka_admin() -> tuple[Any, Callable[[str], None]] | None:
+    """The admin client and a topic creator, when ``KAFKA_BOOTSTRAP_SERVERS`` is set."""
+    from confluent_kafka.admin import AdminClient
+
+    from services.common.kafka import ensure_topics
+    from services.common.settings import KafkaSettings
+
+    kafka = KafkaSettings()
+    if not kafka.bootstrap_servers:
+        return None
+    bootstrap = kafka.bootstrap_servers
+    admin = AdminClient(kafka.client_config(bootstrap))
+    return admin, lambda topic: ensure_topics(kafka, bootstrap, [topic])
+
+
 def users_main(args: argparse.Namespace) -> int:
-    from services.common import store
+    from services.common import kafka_acl, store
     from services.feedback import tokens
 
     url = RedisSettings().url
     if not url:
         raise SystemExit("set REDIS_URL to the feedback API's Redis (`ahunt feedback` prints it)")
     client = store.connect(url)
+    kafka = _kafka_admin()
     if args.users_action == "add":
         try:
             token = tokens.add_user(client, args.name, rotate=args.rotate)
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
         print(f"user {args.name}: token (shown once, keep it) {token}")
+        if kafka is None:
+            print("Kafka: KAFKA_BOOTSTRAP_SERVERS not set: topic and credential not created")
+        else:  # a rotation also replaces the Kafka password
+            identity = kafka_acl.issue_user(*kafka, args.name)
+            print(f"Kafka: topic {identity.topic}; {identity.note}")
+            if identity.password is not None:
+                print(f"Kafka: password (shown once, keep it) {identity.password}")
     elif args.users_action == "list":
         for name, n in tokens.list_users(client):
             print(f"{name}\t{n} token{'s' if n != 1 else ''}")
@@ -74,4 +99,6 @@ def users_main(args: argparse.Namespace) -> int:
             f"user {args.name}: {n} token{'s' if n != 1 else ''} revoked"
             + (", profile removed" if args.remove_profile else "")
         )
+        if kafka is not None:
+            print(kafka_acl.revoke_user_identity(kafka[0], args.name))
     return 0

@@ -39,6 +39,30 @@ class TokenBuckets:
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / self.rate
 
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` could spend a token, without spending one (0.0: it can now).
+
+        >>> now = [0.0]
+        >>> b = TokenBuckets(rate=0.5, burst=1, clock=lambda: now[0])
+        >>> b.wait("a"), b.take("a"), b.wait("a")
+        (0.0, 0.0, 2.0)
+        """
+        if self.rate <= 0:
+            return 0.0
+        now = self.clock()
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def forget_idle(self, max_keys: int) -> None:
+        """Bound memory against many keys (e.g. client addresses): past ``max_keys``, drop
+        the buckets that have refilled completely (they hold no state worth keeping)."""
+        if len(self._buckets) <= max_keys:
+            return
+        now = self.clock()
+        full_after = self.burst / self.rate if self.rate > 0 else 0.0
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+
     @staticmethod
     def retry_after(wait_s: float) -> str:
         """Whole seconds for the ``Retry-After`` header (at least 1).

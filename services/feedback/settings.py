@@ -36,8 +36,22 @@ class FeedbackSettings(Settings):
     auth_cache_s: float = Field(
         default=5.0,
         ge=0.0,
+        le=60.0,
         description="how long a process remembers a valid token (saves a Redis round trip per "
         "request); a revoked token keeps working up to this long; 0 = always ask Redis",
+    )
+    auth_failures_burst: int = Field(
+        default=20,
+        ge=1,
+        description="failed authentications a client address may make before it is slowed down",
+    )
+    auth_failures_per_s: float = Field(
+        default=0.2,
+        ge=0.0,
+        description="failed authentications an address regains per second (0: no limit)",
+    )
+    auth_failures_max_addresses: int = Field(
+        default=100_000, ge=100, description="addresses remembered before idle ones are dropped"
     )
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After of 503 and 429 answers")
     # Per token (user) and per process: N workers allow up to N times this.
@@ -52,6 +66,11 @@ class FeedbackSettings(Settings):
     outbox_flush_timeout_s: float = Field(default=10.0, gt=0)
     classes_scan_limit: int = Field(
         default=500, ge=0, description="cached alerts sampled for the live model's classes"
+    )
+    kafka_durable: bool | None = Field(
+        default=None,
+        description="reported by /readyz: false for a memory-only broker (`ahunt up` sets it for "
+        "the embedded one); unset: not known",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=False, description="uvicorn access log (metrics count all)")

@@ -18,7 +18,7 @@ import redis
 
 from services.common import keys, store
 from services.common.topics import user_topic
-from services.common.users import UserProfile
+from services.common.users import UserProfile, check_new_user
 from services.common.values import text
 
 TOKEN_PREFIX = "ahunt_"
@@ -40,11 +40,14 @@ def token_hash(token: str) -> str:
 def add_user(client: redis.Redis, name: str, *, rotate: bool = False) -> str:
     """Create ``name`` (a default profile, so the scorer starts routing to them) and return a new
     token. An existing user keeps their profile; ``rotate`` also revokes their older tokens,
-    without it adding an existing user is refused."""
+    without it adding an existing user is refused, and so is a name that collides with an
+    existing one in Kafka (``a.b`` / ``a_b``) or is reserved (docs/SECURITY.md)."""
     user_topic(name)  # validates the name
     exists = client.hexists(keys.USERS, name)
     if exists and not rotate:
         raise ValueError(f"user {name!r} exists: use --rotate for a new token")
+    if not exists:
+        check_new_user(name, {str(text(u)) for u in client.hkeys(keys.USERS)})
     token = new_token()
     pipe = client.pipeline(transaction=True)
     if exists:

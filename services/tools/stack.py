@@ -57,6 +57,7 @@ class Stack:
     log_dir: Path | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     specs: list[ServiceSpec] = field(default_factory=list)
+    embedded_kafka: bool = False
     _exit: ExitStack = field(default_factory=ExitStack)
 
     def __enter__(self) -> Self:
@@ -76,17 +77,20 @@ class Stack:
     def env(self) -> dict[str, str]:
         """What every child gets: the endpoints and the shared state directories."""
         assert self.kafka and self.redis_url
-        return {
+        env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
             "REDIS_URL": self.redis_url,
             "AHUNT_SCORER_MODEL_DIR": str(self.state_dir / "models"),
-            **self.extra_env,
         }
+        if self.embedded_kafka:  # /readyz tells clients the broker keeps nothing
+            env["AHUNT_FEEDBACK_KAFKA_DURABLE"] = "false"
+        return {**env, **self.extra_env}
 
     def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.kafka is None:
             self.kafka = self._exit.enter_context(EmbeddedKafka()).bootstrap_servers
+            self.embedded_kafka = True
         if self.redis_url is None:
             redis_dir = self.state_dir / "redis"
             self.redis_url = self._exit.enter_context(EmbeddedRedis(directory=redis_dir)).url
@@ -222,6 +226,12 @@ def main(args: argparse.Namespace) -> int:
     with stack:
         print(f"\nahunt-broker is up (state in {args.state}):", flush=True)
         print(f"  Kafka  {stack.kafka}    (alerts in: ahunt.alerts; users: ahunt.user.<name>)")
+        if stack.embedded_kafka:
+            print(
+                "         embedded broker: MEMORY ONLY (topics are lost when it stops), loopback "
+                "only, no authentication or ACLs: anyone on this machine can read every user's "
+                "topic (docs/SECURITY.md)"
+            )
         print(f"  Redis  {stack.redis_url}")
         for spec in stack.specs:
             print(f"  {spec.name:<9}{spec.endpoint}")

@@ -78,7 +78,8 @@ def seed_alert(
 def make_app(
     redis_url: str, producer: Producer | None = None, **overrides: Any
 ) -> tuple[FastAPI, Redis]:
-    settings = FeedbackSettings(**{"rate_limit_per_s": 0.0, "auth_cache_s": 0.0, **overrides})
+    defaults = {"rate_limit_per_s": 0.0, "auth_cache_s": 0.0, "auth_failures_per_s": 0.0}
+    settings = FeedbackSettings(**{**defaults, **overrides})
     client = redis_client(redis_url, settings)
     return create_app(settings, client, producer), client
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.request
 from pathlib import Path
@@ -30,6 +31,14 @@ def test_the_whole_stack_starts_reports_its_endpoints_and_stops_cleanly(tmp_path
         desk = feedback.ready_url.replace("/healthz", "/desk")
         assert desk in feedback.endpoint and _ok(desk)
         assert stack.failed() is None
+        # The stack tells the truth about durability: labels in an AOF under the state
+        # directory, the embedded broker in memory only (docs/SECURITY.md).
+        feedback = next(spec for spec in stack.specs if spec.name == "feedback")
+        ready_url = feedback.ready_url.replace("/healthz", "/readyz")
+        with urllib.request.urlopen(ready_url, timeout=5) as response:
+            ready = json.loads(response.read())
+        assert ready["durable"] is True and ready["kafka_durable"] is False
+        assert stack.embedded_kafka and (tmp_path / "state" / "redis").is_dir()
         # The scorer waits for a first model instead of exiting (nobody bootstrapped yet).
         pids = [p.pid for p in stack.processes.values()]
     for pid in pids:  # every child has exited, none left behind

@@ -1,4 +1,12 @@
-"""``/v1/classes``: the taxonomy as the users and the live models see it."""
+"""``/v1/classes``: the taxonomy as the caller may see it.
+
+Who sees which class names (docs/SECURITY.md): the classes of a live model are the shared
+taxonomy (every delivered alert carries their probabilities, so every user sees them anyway);
+a class that only exists in labels is private to the users who labelled it until a retrain puts
+it into a model. Counts of labels are the caller's own; the number of users is given for model
+classes only (1 for the caller's private ones), so nobody learns another user's private classes
+or how much anyone else labels.
+"""
 
 from __future__ import annotations
 
@@ -16,22 +24,28 @@ router = APIRouter(prefix="/v1", tags=["classes"])
 
 
 @router.get("/classes")
-async def classes(_user: CurrentUser, redis: RedisDep, request: Request) -> ClassesOut:
-    """Every class used in a label (counts across all users) or known to a live model (read
-    from a bounded sample of the scorer's cached alerts), most labelled first."""
-    labels: defaultdict[str, int] = defaultdict(int)
-    users: defaultdict[str, set[str]] = defaultdict(set)
-    for r in await storage.all_labels(redis):
-        labels[r.label] += 1
-        users[r.label].add(r.user)
+async def classes(user: CurrentUser, redis: RedisDep, request: Request) -> ClassesOut:
+    """The classes of the live models (read from a bounded sample of the scorer's cached
+    alerts) and of the caller's own labels, the caller's most labelled first."""
     metas = await storage.sample_alert_metas(redis, request.app.state.settings.classes_scan_limit)
     models = newest_models(metas)
     in_model = {c for m in models.values() for c in m["classes"]}
-    names = sorted(set(labels) | in_model | {RESERVE}, key=lambda c: (-labels.get(c, 0), c))
+    shared = in_model | {RESERVE}
+    own: defaultdict[str, int] = defaultdict(int)
+    for r in await storage.user_labels(redis, user):
+        own[r.label] += 1
+    users: defaultdict[str, set[str]] = defaultdict(set)
+    for r in await storage.all_labels(redis):
+        if r.label in shared:
+            users[r.label].add(r.user)
+    names = sorted(shared | set(own), key=lambda c: (-own.get(c, 0), c))
     return ClassesOut(
         classes=[
             ClassInfo(
-                name=c, labels=labels.get(c, 0), users=len(users.get(c, ())), in_model=c in in_model
+                name=c,
+                labels=own.get(c, 0),
+                users=len(users[c]) if c in shared else 1,
+                in_model=c in in_model,
             )
             for c in names
         ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,6 +13,7 @@ from services.common import keys
 from services.feedback.api_models import Health, Ready
 
 router = APIRouter(tags=["operations"])
+log = logging.getLogger("ahunt.feedback")
 
 
 @router.get("/healthz")
@@ -30,8 +33,14 @@ async def readyz(request: Request) -> Response:
         await state.redis.ping()
         outbox = int(await state.redis.llen(keys.FEEDBACK_OUTBOX))
     except RedisError as exc:
+        # The error text can name hosts, users or key names: it goes to the log, not the caller.
+        log.warning("readiness: Redis unavailable: %r", exc)
         body = Ready(
-            status="unavailable", redis=f"error: {exc}", durable=state.durable, outbox=None
+            status="unavailable",
+            redis="unavailable",
+            durable=state.durable,
+            outbox=None,
+            kafka_durable=state.settings.kafka_durable,
         )
         return JSONResponse(
             body.model_dump(),
@@ -39,7 +48,13 @@ async def readyz(request: Request) -> Response:
             headers={"Retry-After": str(state.settings.retry_after_s)},
         )
     return JSONResponse(
-        Ready(status="ok", redis="ok", durable=state.durable, outbox=outbox).model_dump()
+        Ready(
+            status="ok",
+            redis="ok",
+            durable=state.durable,
+            outbox=outbox,
+            kafka_durable=state.settings.kafka_durable,
+        ).model_dump()
     )
 
 
