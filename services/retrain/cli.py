@@ -92,9 +92,15 @@ def _connect(args: argparse.Namespace, settings: RetrainSettings) -> tuple[Any, 
         return None
     from services.common import store
     from services.common.registry import Registry
+    from services.common.settings import ModelSigningSettings
 
+    try:
+        model_keys = ModelSigningSettings().model_keys(url)
+    except ValueError as exc:
+        print(f"ahunt {args.command}: {exc}", file=sys.stderr)
+        return None
     client = store.connect(url)
-    return client, Registry(client, settings.registry_cache_dir)
+    return client, Registry(client, settings.registry_cache_dir, model_keys)
 
 
 def bootstrap_main(args: argparse.Namespace) -> int:

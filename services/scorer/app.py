@@ -34,7 +34,7 @@ from services.common.kafka import (
     producer,
 )
 from services.common.registry import Registry
-from services.common.settings import KafkaSettings, RedisSettings
+from services.common.settings import KafkaSettings, ModelSigningSettings, RedisSettings
 from services.common.topics import DEAD_LETTERS, user_topic
 from services.common.users import UserProfile
 from services.scorer.handler import ScoredBatch, clock_of, score_batch
@@ -288,14 +288,27 @@ def run(settings: ScorerSettings | None = None) -> int:
     and committed, then exit."""
     settings = settings or ScorerSettings()
     kafka = KafkaSettings()
+    try:  # a weak signing key is refused before anything starts
+        model_keys = ModelSigningSettings().model_keys(RedisSettings().url)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     metrics = ScorerMetrics.default()
     metrics.serve(settings.metrics_port)
     slot = ModelSlot()
     with endpoints(kafka.bootstrap_servers, RedisSettings().url) as ep:
         redis_client = store.connect(ep.redis)
-        # Models come from the registry in Redis (any host), else from model_dir's CURRENT.
+        # Models come from the registry in Redis (any host), signature checked, else from
+        # model_dir's CURRENT (this host's own files). The registry is read as a user that can
+        # only read it, not as the user that writes the feedback cache (redis_acl.py says why).
         registry = (
-            Registry(redis_client, settings.registry_cache_dir) if settings.registry else None
+            Registry(
+                store.connect(RedisSettings().registry_url or ep.redis),
+                settings.registry_cache_dir,
+                model_keys,
+            )
+            if settings.registry
+            else None
         )
         watcher = ModelWatcher(settings, slot, metrics, registry)
         wait_for_models(slot, watcher, settings.model_wait_s or float("inf"))

@@ -1,5 +1,6 @@
 """Model signatures: a changed byte, a changed manifest field, another key or no signature at
-all is refused; keys are read from hex, base64 or text and must be long enough."""
+all is refused; keys are read from hex, base64 or text and must be long enough; weak keys are
+refused unless Redis is on this machine; older keys are accepted during a rotation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ import secrets
 
 import pytest
 
-from services.common.signing import SignatureError, parse_key, sign, verify
+from services.common.settings import ModelSigningSettings
+from services.common.signing import (
+    DEVELOPMENT_KEY,
+    ModelKeys,
+    SignatureError,
+    check_key,
+    is_local,
+    parse_key,
+    sign,
+    verify,
+)
 
 KEY = bytes(range(32))
 MANIFEST = json.dumps({"version": "ztf-0002", "survey": "ztf", "sha256": "ab" * 32})
@@ -43,3 +54,31 @@ def test_keys() -> None:
     )
     with pytest.raises(ValueError, match="at least 32 bytes"):
         parse_key("short")
+
+
+def test_keys_rotate_and_weak_keys_are_refused_off_this_machine() -> None:
+    old, new = ModelKeys(KEY), ModelKeys(secrets.token_bytes(32), (KEY,))
+    digest = "cd" * 32
+    signed_old = old.sign(MANIFEST, digest)
+    assert new.verifying_key(MANIFEST, digest, signed_old, "v") == KEY  # accepted during rotation
+    with pytest.raises(SignatureError):
+        ModelKeys(new.signing).verify(MANIFEST, digest, signed_old, "v")  # and after it, not
+    for weak in (DEVELOPMENT_KEY, "change-me-please-to-something-long!!", "0" * 64):
+        with pytest.raises(ValueError, match="placeholder"):
+            check_key(weak, local=False)
+        assert check_key(weak, local=True)  # a laptop, a test, `ahunt up`
+    assert is_local(None) and is_local("redis://u:p@localhost:6379/0")
+    assert not is_local("rediss://ahunt-scorer:pw@redis:6379/0")
+
+
+def test_settings_give_the_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    strong = secrets.token_hex(32)
+    monkeypatch.setenv("AHUNT_MODEL_SIGNING_KEY", strong)
+    monkeypatch.setenv("AHUNT_MODEL_VERIFY_KEYS", f"{KEY.hex()}, ")
+    keys = ModelSigningSettings().model_keys("redis://redis:6379/0")
+    assert keys == ModelKeys(bytes.fromhex(strong), (KEY,))
+    assert strong not in repr(ModelSigningSettings())  # a SecretStr
+    monkeypatch.delenv("AHUNT_MODEL_SIGNING_KEY")
+    assert ModelSigningSettings().model_keys(None).signing == ModelKeys.development().signing
+    with pytest.raises(ValueError, match="public development key"):
+        ModelSigningSettings().model_keys("redis://redis:6379/0")

@@ -25,7 +25,10 @@ Modules: ``records`` (version names, statuses, the record of a version), ``lifec
 Integrity: :meth:`publish` verifies the model directory (manifest + sha256) before uploading;
 :meth:`fetch` re-hashes the bytes it read from Redis against the recorded sha256 and the
 manifest's, and materialises the directory with an atomic rename, so a corrupted value can never
-reach a scorer's session.
+reach a scorer's session. Every version is signed by its publisher (``services.common.signing``:
+HMAC over the manifest and the bytes' sha256); :meth:`promote`, :meth:`rollback` and
+:meth:`fetch` refuse a version whose signature does not verify, so a version written or promoted
+behind the registry's back (a hand-made Redis write) never reaches a session either.
 """
 
 from services.common.registry.lifecycle import Registry, set_live_version_info

@@ -3,12 +3,14 @@
     ahunt models list [--survey S] [--json]     versions, status, live marker, lineage, metrics
     ahunt models show V                         one version's record and manifest (JSON)
     ahunt models publish DIR [--promote]        upload an exported model directory (candidate)
-    ahunt models promote V                      make V live on every scorer
+    ahunt models promote V                      make V live on every scorer (signature checked)
+    ahunt models sign V [V...]                  re-sign with the current key (rotation, upgrades)
     ahunt models reject V --reason R            V can never be promoted
     ahunt models rollback --survey S            the previously live version becomes live
     ahunt models fetch V --to DIR               copy V out as DIR/<survey>/<version>/ (backup)
 
-Redis comes from ``--redis-url`` or ``REDIS_URL``.
+Redis comes from ``--redis-url`` or ``REDIS_URL``; the signing key from
+``AHUNT_MODEL_SIGNING_KEY`` (``services.common.settings.ModelSigningSettings``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from services.common import store
 from services.common.registry import ModelRecord, Registry, RegistryError, survey_of
-from services.common.settings import RedisSettings
+from services.common.settings import ModelSigningSettings, RedisSettings
 
 _METRICS_SHOWN = 4
 
@@ -85,6 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     publish.add_argument("directory", type=Path)
     publish.add_argument("--promote", action="store_true", help="and make it live")
     actions.add_parser("promote", help="make a version live").add_argument("version")
+    sign = actions.add_parser(
+        "sign",
+        help="sign versions with the current key: after a key rotation (their signature must "
+        "verify with an accepted key), or versions published before models were signed",
+    )
+    sign.add_argument("versions", nargs="+")
     reject = actions.add_parser("reject", help="mark a version as never to be promoted")
     reject.add_argument("version")
     reject.add_argument("--reason", required=True)
@@ -135,6 +143,11 @@ def run(args: argparse.Namespace, registry: Registry) -> int:
     elif action == "promote":
         registry.promote(survey_of(args.version), args.version)
         print(f"{args.version} is live")
+    elif action == "sign":
+        for version in args.versions:
+            adopted = registry.sign(survey_of(version), version)
+            note = " (it was unsigned: you vouch for where it came from)" if adopted else ""
+            print(f"{version} signed with the current key{note}")
     elif action == "reject":
         registry.reject(survey_of(args.version), args.version, args.reason)
         print(f"{args.version} rejected")
@@ -155,10 +168,15 @@ def main(args: argparse.Namespace) -> int:
     if not url:
         print("ahunt models: set REDIS_URL or pass --redis-url", file=sys.stderr)
         return 2
+    try:
+        model_keys = ModelSigningSettings().model_keys(url)
+    except ValueError as exc:
+        print(f"ahunt models: {exc}", file=sys.stderr)
+        return 2
     client = store.connect(url)
     with tempfile.TemporaryDirectory(prefix="ahunt-models-") as cache:
         try:
-            return run(args, Registry(client, Path(cache)))
+            return run(args, Registry(client, Path(cache), model_keys))
         except (RegistryError, ValueError, FileNotFoundError) as exc:
             print(f"ahunt models {args.action}: {exc}", file=sys.stderr)
             return 1

@@ -21,12 +21,14 @@ from services.common import keys
 from services.common.registry import cache
 from services.common.registry.records import (
     RECORD_FIELDS,
+    SIGNATURE_FIELD,
     ModelRecord,
     RegistryError,
     parse_version,
     record_from,
     survey_of,
 )
+from services.common.signing import ModelKeys
 from services.common.values import text
 
 log = logging.getLogger("ahunt.registry")
@@ -47,13 +49,17 @@ class Registry:
 
     ``client`` must return bytes (``decode_responses=False``, as ``store.connect`` gives);
     ``cache_dir`` is where :meth:`fetch` materialises versions (``<survey>/<version>/``).
+    ``keys`` sign what :meth:`publish` uploads and verify what :meth:`promote`, :meth:`rollback`
+    and :meth:`fetch` accept (default: the public development key, ``services.common.signing``):
+    verification is never off, so an unsigned or forged version cannot reach a session.
     """
 
-    def __init__(self, client: redis.Redis, cache_dir: Path) -> None:
+    def __init__(self, client: redis.Redis, cache_dir: Path, keys: ModelKeys | None = None) -> None:
         if client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("the registry needs a Redis client with decode_responses=False")
         self.client = client
         self.cache_dir = Path(cache_dir)
+        self.keys = keys or ModelKeys.development()
 
     # -- transactions --------------------------------------------------------------------------
 
@@ -115,6 +121,7 @@ class Registry:
                     "onnx": data,
                     "manifest": manifest.to_json(),
                     "sha256": manifest.sha256,
+                    SIGNATURE_FIELD: self.keys.sign(manifest.to_json(), manifest.sha256),
                     "size": len(data),
                     "status": "candidate",
                     "reason": "",
@@ -162,6 +169,7 @@ class Registry:
             if status == "rejected":
                 reason = text(pipe.hget(key, "reason"))
                 raise RegistryError(f"{version} was rejected ({reason}): it cannot be promoted")
+            self._check_signature(pipe, survey, version)
             old = text(pipe.get(pointer))
             if old == version:
                 pipe.unwatch()
@@ -181,6 +189,42 @@ class Registry:
         # changed together with the pointer, which is watched.
         if self._transaction([key, pointer], body):
             log.info("promoted %s", version)
+
+    def _check_signature(self, client: Any, survey: str, version: str) -> None:
+        """Refuse a version whose recorded manifest and sha256 are not signed by an accepted key
+        (cheap: the bytes are checked against that sha256 when fetched)."""
+        manifest, sha, signature = (
+            text(v)
+            for v in client.hmget(
+                keys.model_key(survey, version), ["manifest", "sha256", SIGNATURE_FIELD]
+            )
+        )
+        if manifest is None or sha is None:
+            raise RegistryError(f"unknown model version {survey}/{version}")
+        self.keys.verify(manifest, sha, signature, f"{survey}/{version}")
+
+    def sign(self, survey: str, version: str) -> bool:
+        """Sign ``version`` with this registry's signing key (key rotation; adopting a version
+        published before models were signed). A version signed by none of the accepted keys is
+        refused: a forged signature is never replaced. Returns whether an unsigned version was
+        adopted (the caller vouches for it)."""
+        key = _owned_key(survey, version)
+
+        def body(pipe: redis.client.Pipeline) -> bool:
+            manifest, sha, signature = (
+                text(v) for v in pipe.hmget(key, ["manifest", "sha256", SIGNATURE_FIELD])
+            )
+            if manifest is None or sha is None:
+                raise RegistryError(f"unknown model version {survey}/{version}")
+            if signature:
+                self.keys.verify(manifest, sha, signature, f"{survey}/{version}")
+            pipe.multi()
+            pipe.hset(key, SIGNATURE_FIELD, self.keys.sign(manifest, sha))
+            return not signature
+
+        adopted = self._transaction([key], body)
+        log.info("signed %s%s", version, " (was unsigned)" if adopted else "")
+        return adopted
 
     def rollback(self, survey: str) -> str:
         """Make the version that was live before the current one live again; returns it.
@@ -209,6 +253,7 @@ class Registry:
                 past.pop()
             if target is None:
                 raise RegistryError(f"{survey}: no earlier version to roll back to")
+            self._check_signature(pipe, survey, target)
             pipe.multi()
             pipe.hset(
                 keys.model_key(survey, current),
@@ -339,9 +384,13 @@ class Registry:
         """
         parse_version(version)
         key = keys.model_key(survey, version)
-        sha, manifest_json = (text(v) for v in self.client.hmget(key, ["sha256", "manifest"]))
+        sha, manifest_json, signature = (
+            text(v) for v in self.client.hmget(key, ["sha256", "manifest", SIGNATURE_FIELD])
+        )
         if sha is None or manifest_json is None:
             raise RegistryError(f"unknown model version {survey}/{version}")
+        # Before anything touches the disk: a cached copy is only reused for a signed record.
+        self.keys.verify(manifest_json, sha, signature, f"{survey}/{version}")
         target = self.cache_dir / survey / version
         if cache.cached(target, sha):
             return target

@@ -13,6 +13,7 @@ from services.common.values import text
 
 __all__ = [
     "RECORD_FIELDS",
+    "SIGNATURE_FIELD",
     "ModelRecord",
     "RegistryError",
     "Status",
@@ -64,6 +65,7 @@ class ModelRecord(BaseModel):
     manifest: dict[str, Any]
     created_at: float  # when published to the registry (unix seconds)
     promoted_at: float | None  # when it last went live
+    signed: bool = False  # carries a signature (whether it verifies is the reader's check)
 
     @property
     def parent(self) -> str | None:
@@ -76,6 +78,7 @@ class ModelRecord(BaseModel):
         return dict(metrics) if isinstance(metrics, dict) else {}
 
 
+SIGNATURE_FIELD = "signature"  # hex HMAC over manifest + sha256 (services.common.signing)
 RECORD_FIELDS = (
     "manifest",
     "sha256",
@@ -84,6 +87,7 @@ RECORD_FIELDS = (
     "reason",
     "created_at",
     "promoted_at",
+    SIGNATURE_FIELD,
 )
 
 
@@ -103,4 +107,5 @@ def record_from(survey: str, version: str, values: list[Any]) -> ModelRecord | N
         manifest=json.loads(fields["manifest"]),
         created_at=float(fields["created_at"] or 0.0),
         promoted_at=float(promoted) if promoted else None,
+        signed=bool(fields[SIGNATURE_FIELD]),
     )
