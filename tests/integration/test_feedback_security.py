@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from services.common import labels
 from services.common.embedded import EmbeddedRedis, free_port
+from services.feedback import sessions
 from services.feedback.app import ROUTERS
 from services.feedback.settings import FeedbackSettings
 from services.feedback.tokens import add_user, revoke_user
@@ -31,32 +32,43 @@ from tests.integration.test_feedback_support import TestClient, bearer, make_app
 # Kafka, so the stream answers 503 once the caller is known (its isolation: tests/browser and
 # tests/integration/test_desk_api.py). Alice's seeded alert has no stamp bytes, hence her 404.
 # Session cookies are cleared before every request: each caller here is exactly its header.
-CALLERS = ("anonymous", "invented", "carol", "bob", "alice")
+# The last three columns are alice through the desk's session cookie (a fresh sign-in for each
+# request, no Authorization header): with an Origin naming this server ("cookie"), with none
+# ("no-origin") and with a foreign one ("foreign"). The CSRF rule: a write with the cookie needs
+# this server's Origin (403 otherwise, before the session is even looked up); reads do not
+# (SameSite=Strict keeps the cookie off cross-site requests in browsers). They run after alice,
+# so her label is already undone (404) and labelled again (200); signing in needs the token.
+CALLERS = ("anonymous", "invented", "carol", "bob", "alice", "cookie", "no-origin", "foreign")
+COOKIE_ORIGINS = {
+    "cookie": "http://testserver",
+    "no-origin": None,
+    "foreign": "https://evil.example",
+}
 REST_MATRIX = """
-method path                          anonymous invented carol bob alice
-GET    /healthz                      200       200      200   200 200
-GET    /readyz                       200       200      200   200 200
-GET    /metrics                      200       200      200   200 200
-GET    /openapi.json                 200       200      200   200 200
-GET    /docs                         200       200      200   200 200
-GET    /docs/oauth2-redirect         200       200      200   200 200
-GET    /v1/me                        401       401      200   200 200
-GET    /v1/me/interest               401       401      200   200 200
-PUT    /v1/me/interest               401       401      200   200 200
-GET    /v1/me/questions              401       401      200   200 200
-GET    /v1/classes                   401       401      200   200 200
-GET    /v1/feedback                  401       401      200   200 200
-GET    /v1/alerts/1001               401       401      404   404 200
-GET    /v1/alerts/1001/cutouts.png   401       401      404   404 200
-DELETE /v1/feedback/1001             401       401      404   404 204
-POST   /v1/feedback                  401       401      201   201 201
-GET    /                             307       307      307   307 307
-GET    /desk                         200       200      200   200 200
-GET    /v1/me/discoveries            401       401      200   200 200
-GET    /v1/me/stream                 401       401      503   503 503
-GET    /v1/alerts/1001/stamps/science.png 401  401      404   404 404
-POST   /v1/session                   401       401      201   201 201
-DELETE /v1/session                   401       401      204   204 204
+method path                          anonymous invented carol bob alice cookie no-origin foreign
+GET    /healthz                      200       200      200   200 200   200    200       200
+GET    /readyz                       200       200      200   200 200   200    200       200
+GET    /metrics                      200       200      200   200 200   200    200       200
+GET    /openapi.json                 200       200      200   200 200   200    200       200
+GET    /docs                         200       200      200   200 200   200    200       200
+GET    /docs/oauth2-redirect         200       200      200   200 200   200    200       200
+GET    /v1/me                        401       401      200   200 200   200    200       200
+GET    /v1/me/interest               401       401      200   200 200   200    200       200
+PUT    /v1/me/interest               401       401      200   200 200   200    403       403
+GET    /v1/me/questions              401       401      200   200 200   200    200       200
+GET    /v1/classes                   401       401      200   200 200   200    200       200
+GET    /v1/feedback                  401       401      200   200 200   200    200       200
+GET    /v1/alerts/1001               401       401      404   404 200   200    200       200
+GET    /v1/alerts/1001/cutouts.png   401       401      404   404 200   200    200       200
+DELETE /v1/feedback/1001             401       401      404   404 204   404    403       403
+POST   /v1/feedback                  401       401      201   201 201   200    403       403
+GET    /                             307       307      307   307 307   307    307       307
+GET    /desk                         200       200      200   200 200   200    200       200
+GET    /v1/me/discoveries            401       401      200   200 200   200    200       200
+GET    /v1/me/stream                 401       401      503   503 503   503    503       503
+GET    /v1/alerts/1001/stamps/science.png 401  401      404   404 404   404    404       404
+POST   /v1/session                   401       401      201   201 201   401    403       403
+DELETE /v1/session                   401       401      204   204 204   204    403       403
 """
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/v1/me/interest"): {"weights": {"lens": 1.0}},
@@ -109,14 +121,23 @@ def test_authorization_matrix_over_three_users_and_every_route(users: Users) -> 
         for caller in CALLERS:
             body = BODIES.get((method, path))
             users.http.cookies.clear()  # a sign-in row must not authenticate the next caller
-            r = users.http.request(
-                method, path, headers=users.headers[caller], json=body, follow_redirects=False
-            )
+            headers = users.headers.get(caller, {})
+            if caller in COOKIE_ORIGINS:
+                headers = _signed_in(users, COOKIE_ORIGINS[caller])
+            r = users.http.request(method, path, headers=headers, json=body, follow_redirects=False)
             if r.status_code != expected[caller]:
                 wrong.append((method, path, caller, expected[caller], r.status_code, r.text[:80]))
     assert not wrong, wrong
     mine = {u: labels.get_label(users.redis, u, "1001") for u in ("alice", "bob", "carol")}
     assert all(record is not None and record.user == u for u, record in mine.items())
+
+
+def _signed_in(users: Users, origin: str | None) -> dict[str, str]:
+    """Alice signs in (bearer token -> cookie, kept by the client); the headers of a request
+    made with that cookie only."""
+    assert users.http.post("/v1/session", headers=users.headers["alice"]).status_code == 201
+    assert users.http.cookies.get(sessions.COOKIE)
+    return {"origin": origin} if origin else {}
 
 
 def test_failed_authentications_are_limited_per_address_before_the_store(
@@ -143,6 +164,15 @@ def test_failed_authentications_are_limited_per_address_before_the_store(
         assert attacker.get("/v1/me", headers=good).status_code == 200
         assert neighbour.get("/v1/me", headers=invented[0]).status_code == 401
         assert neighbour.get("/v1/me", headers=good).status_code == 200
+        # Invented session cookies are failed authentications too, limited the same way.
+        cookies = [{"cookie": f"{sessions.COOKIE}=guess{i:04d}"} for i in range(40)]
+        prober = Peer(http, "192.0.2.9")
+        assert [prober.get("/v1/me", headers=c).status_code for c in cookies[:5]] == [401] * 5
+        before = int(redis_client.info("stats")["total_commands_processed"])
+        flood = [prober.get("/v1/me", headers=c) for c in cookies[5:]]
+        after = int(redis_client.info("stats")["total_commands_processed"])
+        assert {r.status_code for r in flood} == {429}
+        assert after - before <= 1, "blocked cookie attempts must not reach Redis"
 
 
 def from_peer_header(app: Any) -> Any:
