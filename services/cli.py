@@ -74,6 +74,20 @@ COMMANDS: tuple[Command, ...] = (
         "add_users_arguments",
         "users_main",
     ),
+    Command(
+        "kafka-acls",
+        "the services' Kafka credentials and ACLs (a deployment's setup job)",
+        "services.tools.access",
+        "add_kafka_arguments",
+        "kafka_main",
+    ),
+    Command(
+        "redis-acls",
+        "the services' Redis ACL users: show, write an aclfile, apply",
+        "services.tools.access",
+        "add_redis_arguments",
+        "redis_main",
+    ),
     # Tools (services/tools/): alerts in and out, the stack on one machine, the demo.
     Command("decode", "decode alert packets, one JSON line per record", "services.tools.decode"),
     Command("replay", "publish alert files to Kafka", "services.tools.replay"),

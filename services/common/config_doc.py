@@ -29,6 +29,7 @@ SETTINGS_CLASSES: tuple[tuple[str, str], ...] = (
     ("services.common.settings", "RedisSettings"),
     ("services.common.settings", "EmbeddedSettings"),
     ("services.common.settings", "ModelSigningSettings"),
+    ("services.common.settings", "ServiceSecretsSettings"),
     ("services.scorer.settings", "ScorerSettings"),
     ("services.feedback.settings", "FeedbackSettings"),
     ("services.retrain.settings", "RetrainSettings"),

@@ -151,3 +151,45 @@ class ModelSigningSettings(Settings):
         accepted = self.verify_keys.get_secret_value().split(",") if self.verify_keys else []
         signing = self.signing_key.get_secret_value() if self.signing_key else None
         return ModelKeys.from_texts(signing, accepted, redis_url)
+
+
+class ServiceSecretsSettings(Settings):
+    """What a setup job hands out (``ahunt kafka-acls apply``, ``ahunt redis-acls``): each
+    service's Kafka SCRAM password and each Redis user's password. The services never read
+    these: each gets its own in ``KAFKA_SASL_PASSWORD`` and ``REDIS_URL``."""
+
+    model_config = SettingsConfigDict(env_prefix="AHUNT_SECRET_")
+
+    kafka_scorer_password: SecretStr | None = Field(
+        default=None, description="SCRAM password of principal ahunt-scorer"
+    )
+    kafka_feedback_password: SecretStr | None = Field(
+        default=None, description="SCRAM password of principal ahunt-feedback"
+    )
+    redis_admin_password: SecretStr | None = Field(default=None, description="Redis ahunt-admin")
+    redis_scorer_password: SecretStr | None = Field(default=None, description="Redis ahunt-scorer")
+    redis_scorer_registry_password: SecretStr | None = Field(
+        default=None, description="Redis ahunt-scorer-registry"
+    )
+    redis_feedback_password: SecretStr | None = Field(
+        default=None, description="Redis ahunt-feedback"
+    )
+    redis_retrain_password: SecretStr | None = Field(
+        default=None, description="Redis ahunt-retrain"
+    )
+
+    def redis_passwords(self) -> dict[str, str]:
+        """Redis user name -> password, for those that are set."""
+        found = {
+            "ahunt-admin": self.redis_admin_password,
+            "ahunt-scorer": self.redis_scorer_password,
+            "ahunt-scorer-registry": self.redis_scorer_registry_password,
+            "ahunt-feedback": self.redis_feedback_password,
+            "ahunt-retrain": self.redis_retrain_password,
+        }
+        return {user: s.get_secret_value() for user, s in found.items() if s is not None}
+
+    def kafka_passwords(self) -> dict[str, str]:
+        """Service name (``scorer``, ``feedback``) -> SCRAM password, for those that are set."""
+        found = {"scorer": self.kafka_scorer_password, "feedback": self.kafka_feedback_password}
+        return {name: s.get_secret_value() for name, s in found.items() if s is not None}

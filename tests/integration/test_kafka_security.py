@@ -301,3 +301,22 @@ def test_acl_probe_says_unsupported_without_crashing(open_broker: str) -> None:
     admin = AdminClient({"bootstrap.servers": open_broker, **QUIET})
     assert acl_support(admin) is False
     assert sorted(admin.list_topics(timeout=10).topics) is not None  # the client is still alive
+
+
+def test_kafka_acls_apply_refuses_a_broker_that_stores_no_acls(
+    open_broker: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The setup job on the bundled broker: it says ACLs cannot be kept here and changes
+    nothing (no topic, no credential), instead of reporting grants that do not exist."""
+    from services.cli import main as ahunt
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", open_broker)
+    before = set(
+        AdminClient({"bootstrap.servers": open_broker, **QUIET}).list_topics(timeout=10).topics
+    )
+    assert ahunt(["kafka-acls", "apply", "--input-topic", f"sec.in.{uuid.uuid4().hex[:6]}"]) == 1
+    assert "stores no ACLs" in capsys.readouterr().err
+    after = set(
+        AdminClient({"bootstrap.servers": open_broker, **QUIET}).list_topics(timeout=10).topics
+    )
+    assert after == before

@@ -136,3 +136,28 @@ def test_the_default_user_is_off(server: EmbeddedRedis) -> None:
         store.connect(server.url).ping()
     with pytest.raises(redis.exceptions.AuthenticationError):
         store.connect(redis_acl.with_credentials(server.url, "ahunt-scorer", "wrong")).ping()
+
+
+def test_redis_acls_apply_creates_the_users_on_a_running_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the Kubernetes setup job does: connected as the existing admin (here the default
+    user), it creates every role's user; with --default-off the open default user goes."""
+    from services.cli import main as ahunt
+
+    for role in redis_acl.ROLES:
+        variable = role.user.removeprefix("ahunt-").replace("-", "_").upper()
+        monkeypatch.setenv(f"AHUNT_SECRET_REDIS_{variable}_PASSWORD", PASSWORDS[role.user])
+    with EmbeddedRedis(directory=tmp_path / "redis") as plain:
+        monkeypatch.setenv("REDIS_URL", plain.url)
+        assert ahunt(["redis-acls", "apply", "--default-off"]) == 0
+        out = capsys.readouterr().out
+        assert "default user: off" in out and "no aclfile" in out  # said, not hidden
+        scorer = _as(plain, "ahunt-scorer")
+        scorer.hset(keys.alert_key("1"), "meta", "{}")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            scorer.set(keys.model_live_key("ztf"), "ztf-0001")
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            store.connect(plain.url).ping()
+        assert ahunt(["redis-acls", "write", str(tmp_path / "users.acl")]) == 0
+        assert "user default off" in (tmp_path / "users.acl").read_text()
