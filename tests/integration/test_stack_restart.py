@@ -57,7 +57,9 @@ def test_a_restart_keeps_users_labels_and_models_and_each_service_has_its_own_re
 ) -> None:
     state = tmp_path / "state"
     with Stack(state_dir=state, services=("scorer", "feedback"), log_dir=tmp_path / "l1") as stack:
-        assert stack.redis_url and stack.redis_users
+        assert stack.redis_url and stack.redis_users and stack.kafka
+        # Both embedded servers listen on loopback only (the broker authenticates nobody).
+        assert stack.kafka.startswith("127.0.0.1:") and "@127.0.0.1:" in stack.redis_url
         admin = store.connect(stack.redis_url)
         token = add_user(admin, "alice")
         registry = Registry(admin, tmp_path / "publisher", stack.model_keys)
