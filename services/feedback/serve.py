@@ -41,6 +41,7 @@ from services.common import keys, store
 from services.common.embedded import EmbeddedRedis
 from services.common.infra import endpoints
 from services.common.kafka import ensure_topics, producer
+from services.common.redis_acl import redacted
 from services.common.settings import KafkaSettings, RedisSettings
 from services.feedback.app import create_app
 from services.feedback.settings import FeedbackSettings
@@ -108,7 +109,7 @@ def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> 
             admin.close()
         print(
             f"feedback API on http://{settings.host}:{settings.port} (docs at /docs); "
-            f"REDIS_URL={ep.redis} KAFKA_BOOTSTRAP_SERVERS={ep.kafka}",
+            f"REDIS_URL={redacted(ep.redis)} KAFKA_BOOTSTRAP_SERVERS={ep.kafka}",
             flush=True,
         )
         common = {

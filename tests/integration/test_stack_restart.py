@@ -96,3 +96,9 @@ def test_a_restart_keeps_users_labels_and_models_and_each_service_has_its_own_re
         assert status == 200 and [i["label"] for i in labels["items"]] == ["lensed_arc"]
         assert Registry(store.connect(again.redis_url), tmp_path / "c").current("ztf") == "ztf-0001"
         assert _scorer_serves(again, "ztf-0001")  # same key: the kept model still verifies
+    # No service printed a password or the signing key into its log.
+    secrets = json.loads((state / SECRETS_FILE).read_text())
+    logs = "".join(p.read_text() for d in ("l1", "l2") for p in (tmp_path / d).glob("*.log"))
+    assert "127.0.0.1" in logs  # the logs are there
+    for secret in [secrets["model_signing_key"], *secrets["redis_passwords"].values()]:
+        assert secret not in logs
