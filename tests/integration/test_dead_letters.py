@@ -137,6 +137,8 @@ def test_a_600_kB_poison_message_is_dead_lettered_bounded_and_fetchable(
     (letter,) = _envelopes(kafka_bootstrap, kafka_settings, src, 1)
     sha = hashlib.sha256(garbage).hexdigest()
     assert letter["_bytes"] < 16_000 and letter["original"]["sha256"] == sha
+    assert "minimal" not in letter and not any(event == "minimal" for event, _ in events)
+    assert bytes.fromhex(letter["original"]["prefix"]) == garbage[:4096]
     assert letter["original"]["size"] == len(garbage) and letter["original"]["kept"] == "redis"
     assert ("kept", "redis") in events and ("produced", "bad_magic") in events
     # An operator fetches the whole original by its sha256.
