@@ -188,7 +188,10 @@ class ServingCheck:
                 log.warning("warm-up stamps of %s not readable (%s)", survey, exc)
                 data = None
             if isinstance(data, bytes):
-                self.warmup.loads(survey, data)
+                try:
+                    self.warmup.loads(survey, data)
+                except (ValueError, OSError, KeyError) as exc:  # not what dumps wrote: ignore it
+                    log.warning("warm-up stamps of %s in Redis unreadable (%s)", survey, exc)
         return check_outputs(
             model,
             self.warmup.get(survey),

@@ -34,6 +34,7 @@ from services.scorer.watcher import ModelWatcher
 from tests.faults.broken_models import nan_on_some, slower, wrong_shape
 from tests.samples import unique_copies
 
+pytestmark = pytest.mark.slow
 LIVE = "ztf-0001"
 BROKEN = {"nan_on_some": "ztf-0002", "wrong_shape": "ztf-0003", "slower": "ztf-0004"}
 GATE_REASON = {"nan_on_some": "non_finite", "wrong_shape": "output_shape", "slower": "latency"}
@@ -168,3 +169,32 @@ def test_the_scorer_refuses_broken_models_promoted_by_hand_and_keeps_serving(
     records = [schemas.decode(schemas.USER_ALERT, m.value()) for m in got]
     assert len({r["alert_id"] for r in records}) == len(first + second)
     assert {r["model_version"] for r in records} == {LIVE}
+
+
+def test_a_restarted_scorer_checks_on_the_stamps_the_last_one_saved(
+    model_root: Path,
+    broken: dict[str, Path],
+    redis_client: redis.Redis,
+    ztf_payloads: list[bytes],
+) -> None:
+    """The warm-up set goes to Redis with a batch's pipeline: a new scorer process (a fresh set)
+    checks its first candidate on those real stamps, not on zeros. Unreadable bytes there are
+    ignored (a warning), never a reason to refuse every model."""
+    from confluent_kafka import Message
+
+    from services.common.keys import warmup_key
+    from services.scorer.app import Scorer
+
+    settings = ScorerSettings(model_dir=model_root, metrics_port=0, warmup_save_s=1e-3)
+    slot = ModelSlot()
+    slot.swap("ztf", load_model(model_root / "ztf" / LIVE))
+    scorer = Scorer(settings, slot, redis_client, ScorerMetrics(CollectorRegistry()), None)
+    time.sleep(0.01)  # past warmup_save_s
+    scorer([Message(topic="t", partition=0, offset=i, value=p) for i, p in enumerate(ztf_payloads)])
+    assert redis_client.exists(warmup_key("ztf"))
+    restarted = ServingCheck(settings, WarmupSet(settings.warmup_alerts), redis_client)
+    with pytest.raises(ModelRefused, match="non-finite"):
+        restarted("ztf", load_model(broken["nan_on_some"]), slot.get("ztf"))
+    redis_client.set(warmup_key("ztf"), b"not an npz")
+    fresh = ServingCheck(settings, WarmupSet(settings.warmup_alerts), redis_client)
+    assert fresh("ztf", load_model(model_root / "ztf" / LIVE), None).version == LIVE

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from services.common import keys, store
@@ -24,6 +25,7 @@ from tests.scorer_support import (
     ztf_stream,
 )
 
+pytestmark = pytest.mark.slow
 NIGHT_START = 1_704_085_200.0  # 2024-01-01 05:00 UTC
 ALERTS, BUDGET, BATCH = 600, 5, 20
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import redis
 from confluent_kafka import KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry
@@ -35,6 +36,7 @@ from tests.faults.fuzz import MAY_PASS, REASONS, fuzz
 from tests.samples import ROOT
 from tests.scorer_support import read_topic, single_records, ztf_stream
 
+pytestmark = pytest.mark.slow
 FUZZED = int(os.environ.get("AHUNT_FAULTS_FUZZ", "1000"))
 GOOD = FUZZED // 2
 PARTITIONS = 4

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import redis
 from confluent_kafka import KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry
@@ -44,6 +45,7 @@ from tests.scorer_support import (
     ztf_stream,
 )
 
+pytestmark = pytest.mark.slow
 ALERTS = int(os.environ.get("AHUNT_FAULTS_ALERTS", "2000"))
 PARTITIONS, KILLS, RATE = 4, 3, 150.0  # alerts per second produced
 NIGHT_START = 1_704_085_200.0
@@ -107,11 +109,21 @@ class Scorers:
     def alive(self) -> bool:
         return all(self.lives[life][0].poll() is None for life in self.running)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 60.0) -> list[int | str]:
+        """SIGTERM the running lives; those still running after ``timeout_s`` are killed. Their
+        exit statuses (0: stopped cleanly; "killed": did not stop)."""
         for life in self.running:
             self.lives[life][0].terminate()
-        for process, _port in self.lives:
-            process.wait(30)
+        statuses: list[int | str] = []
+        for life in self.running:
+            process = self.lives[life][0]
+            try:
+                statuses.append(process.wait(timeout_s))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(30)
+                statuses.append("killed")
+        return statuses
 
 
 class Killer(threading.Thread):
@@ -236,7 +248,9 @@ def test_kill_9_of_a_scorer_three_times_loses_nothing(
         assert len(killer.resume_s) == KILLS and scorers.alive(), log.read_text()[-3000:]
     finally:
         killer.done.set()
-        scorers.stop()
+        statuses = scorers.stop()
+    # SIGTERM: a clean exit after the current batch (or death by it, before the handler is set)
+    assert set(statuses) <= {0, -signal.SIGTERM}, f"{statuses}: {log.read_text()[-3000:]}"
 
     replayed_inputs = sum(scorers.consumed.values()) - ALERTS
     replays = 0
