@@ -9,11 +9,11 @@ that only goes forward, but one at the very start could set it.
 Here the clock is the ``agree``-th latest of the last ``window`` alerts' times (8th of 64): it
 follows the stream within 8 alerts, fewer than 8 alerts dated ahead cannot move it however far
 ahead they are, and alerts from the past cannot move it back. A real change (a new night) moves
-it once 8 alerts agree, a few seconds into a night of thousands. It goes forward only, except
-when fewer than ``agree`` of the last ``window`` alerts are within ``rewind_after_s`` of it or
-later: then the clock itself is wrong (set by an outlier before the window filled) or the stream
-really went back (a reprocessing), and it follows the stream; the selector rebases its state on
-such a rewind (``BudgetSelector._rewind``).
+it once 8 alerts agree, a few seconds into a night of thousands. Until 8 alerts have been seen
+the clock is provisional (the very first alert may be the outlier) and follows what the window
+says, back as well as forward; the selector rebases its state when it goes back by more than a
+night gap (``BudgetSelector._rewind``). From then on it only goes forward: a stream that mixes
+alerts from other years (an archive replayed into the live topic) cannot make it flap.
 """
 
 from __future__ import annotations
@@ -38,13 +38,11 @@ def unix_seconds(mjd: Iterable[float]) -> np.ndarray:
 class EventClock:
     """A monotone clock from alerts' event times (module docstring)."""
 
-    def __init__(
-        self, window: int = 64, agree: int = 8, rewind_after_s: float = 4 * 3_600.0
-    ) -> None:
+    def __init__(self, window: int = 64, agree: int = 8) -> None:
         self.recent: deque[float] = deque(maxlen=window)
         self.agree = min(agree, window)
-        self.rewind_after_s = rewind_after_s
         self.now: float | None = None
+        self.confirmed = False  # set once ``agree`` alerts stood behind the clock
 
     def advance(self, times: Iterable[float]) -> float:
         """Add a batch's event times (unix seconds); the clock after them.
@@ -54,12 +52,18 @@ class EventClock:
         102.0
         >>> clock.advance([103.0, -1e9, 104.0])  # one from the past
         104.0
+        >>> first = EventClock(window=6, agree=2)
+        >>> first.advance([10 * 365 * 86_400.0])  # alone, the very first: provisional
+        315360000.0
+        >>> first.advance([100.0, 101.0])  # two alerts agree: the clock goes back to them
+        101.0
         """
         self.recent.extend(float(t) for t in times)
         if not self.recent:
             raise ValueError("the clock needs at least one event time")
         ordered = np.sort(np.fromiter(self.recent, np.float64))
         agreed = float(ordered[-min(self.agree, len(ordered))])
-        if self.now is None or agreed > self.now or agreed < self.now - self.rewind_after_s:
+        if self.now is None or not self.confirmed or agreed > self.now:
             self.now = agreed
+        self.confirmed = self.confirmed or len(ordered) >= self.agree
         return self.now

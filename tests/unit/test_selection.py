@@ -225,14 +225,17 @@ def test_a_continuous_stream_keeps_the_rolling_cap() -> None:
 
 
 def _nights_with_event_clock(
-    outliers: dict[tuple[int, int], float], nights: int = 4, first_alone: bool = False
+    outliers: dict[tuple[int, int], float],
+    nights: int = 4,
+    first_alone: bool = False,
+    prior: float = 800,
 ) -> list[list[int]]:
     """Deliveries per night and user: 800 alerts a night over 8 hours, budget 20 a night, the
     scorer's event clock (``EventClock``) over each batch's times. ``outliers`` moves alert
     (night, i) by that many seconds; ``first_alone`` sends the very first alert in a batch of
-    its own."""
+    its own. ``prior``: the volume the selector assumes (low: the budget is spent early)."""
     users = _profiles(*((f"u{u}", 20, {"top": 1.0}) for u in range(3)))
-    sel, clock = selector_for(users, min_expected=800), EventClock()
+    sel, clock = selector_for(users, min_expected=prior), EventClock()
     rng = np.random.default_rng(11)
     out = []
     for night in range(nights):
@@ -270,3 +273,11 @@ def test_a_first_alert_from_the_future_is_outvoted() -> None:
     got = _nights_with_event_clock({(0, 0): TEN_YEARS}, first_alone=True)
     assert all(16 <= n <= 20 for night in got[1:] for n in night), got
     assert all(n <= 20 for n in got[0]), got
+
+
+def test_an_alert_from_the_future_does_not_refill_a_spent_budget() -> None:
+    """With too low a volume prior the budget is spent early in the night and the hard cap
+    holds the rest. An alert 10 years ahead must not look like a new night to the selector
+    (which would clear the cap: up to twice the budget that night)."""
+    got = _nights_with_event_clock({(1, 400): TEN_YEARS}, nights=3, prior=100)
+    assert all(n <= 20 for night in got for n in night), got
