@@ -92,6 +92,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("decode", "decode alert packets, one JSON line per record", "services.tools.decode"),
     Command("replay", "publish alert files to Kafka", "services.tools.replay"),
     Command("subscribe", "read a user's alert topic", "services.tools.subscribe"),
+    Command("dlq", "dead letters: fetch the whole original of one", "services.tools.dead_letters"),
     Command("kafka", "run the embedded Kafka-protocol broker", "services.tools.kafka"),
     Command(
         "up",

@@ -2,15 +2,17 @@
 one at-least-once consumer loop.
 
 The loop's invariant: **an input offset is committed only after every output it caused, dead
-letters included, has been acknowledged by the broker.** Poison messages become dead letters (and
-are committed, so a partition never stalls); infrastructure errors raise, the process exits, and a
-restart replays from the last commit. Consumers of our topics must therefore expect duplicates,
-which is why every output is keyed (per-user alerts by alert id).
+letters included, has been delivered**: acknowledged by the broker or, for a dead letter the broker
+refuses for good even in its minimal form, written to the service's log (what "delivered" means
+for a dead letter is in ``ConsumerLoop``'s docstring). Poison messages become dead letters (and
+are committed, so a partition never stalls); so do inputs whose output the broker refuses for
+good; infrastructure errors raise, the process exits, and a restart replays from the last commit.
+Consumers of our topics must therefore expect duplicates, which is why every output is keyed
+(per-user alerts by alert id).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -21,10 +23,39 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from services.common.dead_letters import (
+    NOT_CONFIGURED,
+    DeadLetter,
+    Kept,
+    OriginalStore,
+    Problem,
+    envelope,
+    envelope_key,
+    merge,
+)
 from services.common.settings import KafkaSettings
 from services.common.topics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
+dead_log = logging.getLogger("ahunt.dlq")
+
+__all__ = [
+    "PERMANENT_PRODUCE_ERRORS",
+    "ConsumerLoop",
+    "DeadLetter",
+    "Delivery",
+    "DeliveryError",
+    "OutMessage",
+    "Problem",
+    "Refused",
+    "consumer",
+    "ensure_topics",
+    "group_backlog",
+    "next_offsets",
+    "partition_lags",
+    "poll_batch",
+    "producer",
+]
 
 
 class DeliveryError(RuntimeError):
@@ -33,44 +64,15 @@ class DeliveryError(RuntimeError):
 
 @dataclass(frozen=True)
 class OutMessage:
-    """A message to produce; it carries its own destination (per-user topics)."""
+    """A message to produce; it carries its own destination (per-user topics) and, for an
+    output, the input it came from (``source``): if the broker refuses the output for good, that
+    input becomes a dead letter instead of stalling the loop."""
 
     topic: str
     value: bytes
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A poison input and why: becomes an envelope on the dead-letter topic."""
-
-    message: Message
-    reason: str
-    error: str
-    error_class: str = "DecodeError"
-
-    def envelope(self, service: str, model_version: str | None) -> OutMessage:
-        m = self.message
-        body = {
-            "reason": self.reason,
-            "error_class": self.error_class,
-            "error": self.error,
-            "service": service,
-            "model_version": model_version,
-            "source": {"topic": m.topic(), "partition": m.partition(), "offset": m.offset()},
-            "time": time.time(),
-            "original": (m.value() or b"").hex(),
-        }
-        return OutMessage(
-            DEAD_LETTERS,
-            json.dumps(body).encode(),
-            key=m.key(),
-            headers=(
-                ("ahunt-dlq-reason", self.reason.encode()),
-                ("ahunt-service", service.encode()),
-            ),
-        )
+    source: Message | None = field(default=None, compare=False)
 
 
 def producer(settings: KafkaSettings, bootstrap: str, **extra: Any) -> Producer:
@@ -161,21 +163,63 @@ def group_backlog(settings: KafkaSettings, bootstrap: str, group: str, topic: st
         c.close()
 
 
+# Produce errors that concern one message and that retrying it will not cure: the broker (or the
+# client, before sending) refuses that message. Anything else (a timeout, the transport, a broker
+# down, a fatal idempotence error) is infrastructure: the batch raises and replays.
+PERMANENT_PRODUCE_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG,
+        KafkaError.TOPIC_EXCEPTION,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError._INVALID_ARG,
+        # The topic does not exist and the broker does not create it (after librdkafka waited
+        # for metadata): an operator must create it; until then the message has nowhere to go.
+        KafkaError._UNKNOWN_TOPIC,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A message the broker refused for good: its place in what was sent, and why."""
+
+    index: int
+    error: KafkaError
+
+
 @dataclass
 class Delivery:
     """Produce a batch and wait until every message is acknowledged, or raise."""
 
     producer: Producer
     flush_timeout_s: float = 30.0
-    _errors: list[str] = field(default_factory=list)
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._errors.append(f"{msg.topic()}: {err}")
 
     def send(self, messages: Sequence[OutMessage]) -> None:
-        self._errors.clear()
-        for out in messages:
+        """Every message acknowledged, or :class:`DeliveryError` (whatever the error)."""
+        refused = self.produce_all(messages)
+        if refused:
+            first = refused[0]
+            raise DeliveryError(
+                f"{len(refused)} delivery errors, first: {messages[first.index].topic}: "
+                f"{first.error.str()}"
+            )
+
+    def produce_all(self, messages: Sequence[OutMessage]) -> list[Refused]:
+        """Produce ``messages`` and wait for every answer. Returns the ones refused for good
+        (:data:`PERMANENT_PRODUCE_ERRORS`); raises :class:`DeliveryError` if any other could not
+        be acknowledged (the caller must not commit)."""
+        errors: list[Refused] = []
+        for index, out in enumerate(messages):
+
+            def on_delivery(err: KafkaError | None, _msg: Message, index: int = index) -> None:
+                if err is not None:
+                    errors.append(Refused(index, err))
+
             while True:
                 try:
                     self.producer.produce(
@@ -183,16 +227,25 @@ class Delivery:
                         out.value,
                         out.key,
                         headers=list(out.headers),
-                        on_delivery=self._on_delivery,
+                        on_delivery=on_delivery,
                     )
                     break
                 except BufferError:  # local queue full: serve callbacks and retry
                     self.producer.poll(0.1)
+                except KafkaException as exc:  # refused before sending (e.g. too large)
+                    errors.append(Refused(index, exc.args[0]))
+                    break
         remaining = self.producer.flush(self.flush_timeout_s)
         if remaining:
             raise DeliveryError(f"{remaining} messages undelivered after {self.flush_timeout_s} s")
-        if self._errors:
-            raise DeliveryError(f"{len(self._errors)} delivery errors, first: {self._errors[0]}")
+        transient = [r for r in errors if r.error.code() not in PERMANENT_PRODUCE_ERRORS]
+        if transient:
+            first = transient[0]
+            raise DeliveryError(
+                f"{len(transient)} delivery errors, first: {messages[first.index].topic}: "
+                f"{first.error.str()}"
+            )
+        return sorted(errors, key=lambda r: r.index)
 
 
 def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
@@ -220,6 +273,10 @@ def poll_batch(c: Consumer, max_messages: int, timeout_s: float) -> list[Message
 
 
 Handler = Callable[[Sequence[Message]], tuple[list[OutMessage], list[DeadLetter]]]
+# (event, label) of the dead-letter path, for the service's metrics: "kept" (the original's
+# outcome), "produced" (reason), "minimal" and "unproduced" (the Kafka error), "refused_output"
+# (the Kafka error), "transient" (the first error's kind, before DeliveryError is raised).
+DeadLetterEvent = Callable[[str, str], None]
 
 
 @dataclass
@@ -230,6 +287,23 @@ class ConsumerLoop:
     ``handler`` is pure with respect to Kafka: it turns input messages into outputs and dead
     letters. ``stop`` (e.g. set by SIGTERM) is checked between batches, so the current batch
     finishes and is committed before exit.
+
+    Dead letters are merged (one per input message, every broken record listed), their originals
+    kept in ``originals`` (when given) and their bounded envelopes produced with the outputs
+    (``services.common.dead_letters``). A dead letter counts as **delivered** when either
+
+    1. the broker acknowledged its envelope on the dead-letter topic: the full one or, when the
+       broker refused the full one for good (``PERMANENT_PRODUCE_ERRORS``), the minimal one; or
+    2. the broker refused the minimal one for good too: the minimal envelope is then written to
+       this service's log at ERROR (logger ``ahunt.dlq``, one JSON line) and counted
+       (``on_dead_letter("unproduced", error)``); its original is in the store if it fit there,
+       and the input is still at its source offset while the topic keeps it.
+
+    An output the broker refuses for good makes its input a dead letter (``undeliverable_output``,
+    naming the topic), delivered the same way; an output without a ``source`` raises. Any other
+    produce error (a timeout, a broker down) is infrastructure: counted, then
+    :class:`DeliveryError`, nothing committed, the batch replays. So no input's content can stop
+    the loop, and no offset is committed before its outputs and dead letters are delivered.
     """
 
     consumer: Consumer
@@ -242,6 +316,10 @@ class ConsumerLoop:
     on_batch: Callable[[int, float], None] | None = None
     on_stage: Callable[[str, float], None] | None = None
     on_committed: Callable[[Sequence[Message]], None] | None = None
+    originals: OriginalStore | None = None
+    prefix_bytes: int = 4096  # of each original, in its envelope
+    dead_letter_topic: str = DEAD_LETTERS
+    on_dead_letter: DeadLetterEvent | None = None
     # Fault injection for crash tests: exit the process hard after delivering this many batches,
     # before committing the last one (0 = never).
     crash_after_batches: int = 0
@@ -262,8 +340,7 @@ class ConsumerLoop:
         started = time.perf_counter()
         outputs, dead = self.handler(good)
         handled = time.perf_counter()
-        version = self.model_version()
-        self.delivery.send([*outputs, *(d.envelope(self.service, version) for d in dead)])
+        self.deliver(outputs, dead)
         delivered = time.perf_counter()
         self._delivered_batches += 1
         if self.crash_after_batches and self._delivered_batches >= self.crash_after_batches:
@@ -277,3 +354,80 @@ class ConsumerLoop:
         if self.on_batch is not None:
             self.on_batch(len(good), time.perf_counter() - started)
         return True
+
+    def deliver(self, outputs: Sequence[OutMessage], dead: Sequence[DeadLetter]) -> None:
+        """Deliver ``outputs`` and ``dead`` in the sense of the class docstring, or raise."""
+        version = self.model_version()
+        outs = list(outputs)
+        # (letter, what became of its original, minimal form?)
+        pending = self._with_originals(merge(dead))
+        while outs or pending:
+            sent = [*outs, *(self._envelope(p, version) for p in pending)]
+            try:
+                refused = self.delivery.produce_all(sent)
+            except DeliveryError:
+                self._event("transient", "delivery")
+                raise
+            refused_at = {r.index: r.error for r in refused}
+            retry: list[tuple[DeadLetter, Kept, bool]] = []
+            undeliverable: list[DeadLetter] = []
+            for index, error in refused_at.items():
+                if index < len(outs):
+                    undeliverable.append(self._undeliverable(outs[index], error))
+            for i, (letter, kept, minimal) in enumerate(pending):
+                refusal = refused_at.get(len(outs) + i)
+                if refusal is None:
+                    self._event("produced", letter.reason)
+                elif minimal:
+                    self._unproduced(letter, kept, version, refusal)
+                else:
+                    self._event("minimal", refusal.name())
+                    retry.append((letter, kept, True))
+            outs = []
+            pending = retry + self._with_originals(merge(undeliverable))
+
+    def _with_originals(self, letters: list[DeadLetter]) -> list[tuple[DeadLetter, Kept, bool]]:
+        if not letters:
+            return []
+        if self.originals is None:
+            kept = [NOT_CONFIGURED] * len(letters)
+        else:
+            kept = self.originals.keep([letter.message.value() or b"" for letter in letters])
+        for k in kept:
+            self._event("kept", k.status)
+        return [(letter, k, False) for letter, k in zip(letters, kept, strict=True)]
+
+    def _envelope(self, pending: tuple[DeadLetter, Kept, bool], version: str | None) -> OutMessage:
+        letter, kept, minimal = pending
+        value, headers = envelope(
+            letter, self.service, version, kept, self.prefix_bytes, minimal=minimal
+        )
+        return OutMessage(self.dead_letter_topic, value, envelope_key(letter), headers)
+
+    def _undeliverable(self, out: OutMessage, error: KafkaError) -> DeadLetter:
+        if out.source is None:
+            raise DeliveryError(f"{out.topic} refused an output: {error.str()}")
+        self._event("refused_output", error.name())
+        problem = Problem(
+            "undeliverable_output",
+            f"{out.topic} refused it: {error.str()}",
+            alert_id=(out.key or b"").decode(errors="replace") or None,
+            error_class="DeliveryError",
+        )
+        return DeadLetter(out.source, (problem,))
+
+    def _unproduced(
+        self, letter: DeadLetter, kept: Kept, version: str | None, error: KafkaError
+    ) -> None:
+        self._event("unproduced", error.name())
+        value, _ = envelope(letter, self.service, version, kept, 0, minimal=True)
+        dead_log.error(
+            "dead letter not produced (%s: %s), kept here instead: %s",
+            error.name(),
+            error.str(),
+            value.decode(),
+        )
+
+    def _event(self, event: str, label: str) -> None:
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(event, label)

@@ -48,6 +48,18 @@ The retrain service (``services.retrain.storage``)
 - ``ahunt:learner:<survey>:<version>``  the version's torch learner state (warm starts)
 - ``ahunt:retrain:<survey>``            hash: the last completed attempt (the loop's trigger)
 - ``ahunt:retrain:<survey>:lock``       one retrain per survey at a time
+
+The scorer's own state (``services.scorer``; ``services.common.dead_letters``)
+
+- ``ahunt:dlq:original:<sha256>``       string: the whole input of a dead letter (TTL, size-capped)
+- ``ahunt:dlq:originals``               sorted set "<sha256>:<size>" by expiry time: what the
+                                        store holds, so its total stays under a cap
+- ``ahunt:dlq:originals:bytes``         counter: the bytes the store holds
+- ``ahunt:budget:<survey>``             hash: the budget clock and the night's start (event time)
+- ``ahunt:budget:<survey>:spent:<user>`` sorted set "<topic>:<partition>:<alert_id>" by delivery
+                                        time: what the user's budget spent, per input partition,
+                                        so a restarted or added replica spends only the rest
+- ``ahunt:scorer:warmup:<survey>``      the real stamps models are checked on before they serve
 """
 
 from __future__ import annotations
@@ -61,6 +73,8 @@ LABELS_REVISION = "ahunt:labels:revision"
 MODEL_SURVEYS = "ahunt:models:surveys"
 MODELS_ANNOUNCE = "ahunt:models:announce"  # a pub/sub channel
 _LABELS_PREFIX = "ahunt:labels:"
+DEAD_LETTER_ORIGINALS = "ahunt:dlq:originals"
+DEAD_LETTER_ORIGINALS_BYTES = "ahunt:dlq:originals:bytes"
 
 
 def alert_key(alert_id: str) -> str:
@@ -132,3 +146,19 @@ def retrain_state_key(survey: str) -> str:
 
 def retrain_lock_key(survey: str) -> str:
     return f"ahunt:retrain:{survey}:lock"
+
+
+def dead_letter_original_key(sha256: str) -> str:
+    return f"ahunt:dlq:original:{sha256}"
+
+
+def budget_key(survey: str) -> str:
+    return f"ahunt:budget:{survey}"
+
+
+def spent_key(survey: str, user: str) -> str:
+    return f"ahunt:budget:{survey}:spent:{user}"
+
+
+def warmup_key(survey: str) -> str:
+    return f"ahunt:scorer:warmup:{survey}"

@@ -14,6 +14,10 @@ A candidate is promoted only if every check passes:
   name is nobody's judgement, the pool holds every kind of alert, and a model that learns a kind
   from users' labels rightly calls some of the pool by it (a collapse that calls all of it so is
   still caught). Its examples take no part in the interest AUROC either;
+- ``latency``: the candidate's seconds per stamp on the held-out and probe stamps is at most
+  ``max_slowdown`` times the live model's, measured in turns on the same stamps
+  (``models.checks.seconds_per_stamp``), so the ratio holds on a busy machine; the scorer checks
+  the same ratio on real stamps before it serves a version (``services.scorer.warmup``);
 - ``interest_auroc``: per user, the AUROC of the personal score (computed as the scorer does)
   for "the label is a class the user weighs > 0" is not below the live model's by more than
   ``auroc_tolerance + slack_examples / min(positives, negatives)``.
@@ -34,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from models.checks import PROBS_SUM_TOLERANCE, seconds_per_stamp, shape_problem
 from models.interest import Interest, exploration_scores, personal_scores, weight_vector
 from models.manifest import OUTPUT_NAMES, Manifest
 from models.session import Outputs, run_session
@@ -42,9 +47,15 @@ from services.retrain.settings import GateConfig
 
 Status = Literal["pass", "fail", "skip"]
 # Check kinds: stable strings, used as the ``reason`` label of the rejection metric.
-KINDS = ("output_shape", "non_finite", "invalid_probs", "parity", "recall", "interest_auroc")
-# How far a row of probabilities may sum from 1 (float32 softmax rounding is ~1e-7).
-PROBS_SUM_TOLERANCE = 1e-3
+KINDS = (
+    "output_shape",
+    "non_finite",
+    "invalid_probs",
+    "parity",
+    "latency",
+    "recall",
+    "interest_auroc",
+)
 
 
 @dataclass(frozen=True)
@@ -175,20 +186,6 @@ def holdout_metrics(
     return metrics
 
 
-def _shape_problem(outputs: Outputs, n: int, manifest: Manifest) -> str | None:
-    latent_shape = manifest.outputs.get("latent", {}).get("shape", [None, None])
-    expected = {
-        "latent": (n, latent_shape[1]),
-        "probs": (n, len(manifest.classes)),
-        "novelty": (n,),
-    }
-    for name, want in expected.items():
-        got = getattr(outputs, name).shape
-        if tuple(got) != want:
-            return f"{name} has shape {tuple(got)}, manifest says {want}"
-    return None
-
-
 def _sanity(
     model: ModelUnderTest, x: np.ndarray, config: GateConfig
 ) -> tuple[list[Check], Outputs | None]:
@@ -197,7 +194,7 @@ def _sanity(
         outputs = run_model(model.session, x)
     except Exception as exc:  # a graph that cannot run on the model's own input is rejected
         return [Check("output_shape", "", "fail", f"the model does not run: {exc}")], None
-    problem = _shape_problem(outputs, max(len(x), 1), model.manifest)
+    problem = shape_problem(outputs, max(len(x), 1), model.manifest)
     if problem:
         return [Check("output_shape", "", "fail", problem)], None
     checks = [Check("output_shape", "", "pass", "outputs match the manifest")]
@@ -242,6 +239,19 @@ def _parity_checks(
             status: Status = "pass" if d <= tol else "fail"
             checks.append(Check("parity", "holdout", status, f"held-out max abs diff {d:.3g}", d))
     return checks
+
+
+def _latency_check(
+    candidate: ModelUnderTest, current: ModelUnderTest, x: np.ndarray, config: GateConfig
+) -> Check:
+    cand_s, live_s = seconds_per_stamp([candidate.session, current.session], x)
+    ratio = cand_s / max(live_s, 1e-9)
+    detail = (
+        f"{cand_s * 1e3:.3g} ms per stamp vs live {live_s * 1e3:.3g} ms "
+        f"({ratio:.2g}x, at most {config.max_slowdown:g}x)"
+    )
+    status: Status = "fail" if ratio > config.max_slowdown else "pass"
+    return Check("latency", "", status, detail, cand_s, live_s)
 
 
 def _allowed_drop(tolerance: float, slack: float, n: int) -> float:
@@ -378,6 +388,7 @@ def evaluate_gate(
         return skip_all(f"the live model does not run: {exc}")
     if not all(np.isfinite(getattr(cur, n)).all() for n in OUTPUT_NAMES):
         return skip_all("the live model gives non-finite outputs")
+    checks.append(_latency_check(candidate, current, inputs, config))
     cur_classes = current.manifest.classes
     checks += _recall_checks(cand, cand_classes, cur, cur_classes, labels, config, unlabelled_class)
     checks += _auroc_checks(

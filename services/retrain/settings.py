@@ -47,6 +47,12 @@ class GateConfig(BaseModel):
     novelty_mix: float = Field(
         default=0.5, ge=0.0, le=1.0, description="as the scorer's, for the interest scores"
     )
+    max_slowdown: float = Field(
+        default=3.0,
+        gt=1.0,
+        description="a candidate slower per stamp than this many times the live model is "
+        "refused (as the scorer's AHUNT_SCORER_MAX_SLOWDOWN)",
+    )
 
 
 class RetrainSettings(Settings, GateConfig):

@@ -2,9 +2,11 @@
 
 I/O lives here; the decisions are in ``handler.score_batch``. Per batch, inside the shared
 at-least-once loop: decode (bad records become dead letters), score each survey's alerts with its
-current model, write the feedback cache and delivery records to Redis, then hand the per-user
-messages to the loop, which produces them, waits for every acknowledgement and only then commits.
-A Redis failure raises before anything is committed, so the batch is replayed.
+current model (an alert that cannot be scored or encoded becomes its own dead letter), write the
+feedback cache, delivery records and budgets' spending to Redis, then hand the per-user messages
+and dead letters to the loop, which keeps the dead letters' originals, produces everything, waits
+for every acknowledgement and only then commits. A Redis failure raises before anything is
+committed, so the batch is replayed.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ import numpy as np
 import redis
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from services.common import schemas, store
+from services.common import keys, schemas, store
 from services.common.alerts import Alert, Rejected, SchemaSource, decode_message
+from services.common.dead_letters import DeadLetter, OriginalStore, Problem
 from services.common.infra import endpoints
 from services.common.kafka import (
     ConsumerLoop,
-    DeadLetter,
     Delivery,
     OutMessage,
     consumer,
@@ -37,20 +39,31 @@ from services.common.registry import Registry
 from services.common.settings import KafkaSettings, ModelSigningSettings, RedisSettings
 from services.common.topics import DEAD_LETTERS, user_topic
 from services.common.users import UserProfile
-from services.scorer.handler import ScoredBatch, clock_of, score_batch
+from services.scorer import budgets
+from services.scorer.clock import EventClock, unix_seconds
+from services.scorer.handler import Refusal, ScoredBatch, score_batch
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.model import LoadedModel, ModelSlot
 from services.scorer.records import cache_meta, delivery_record, user_alert_record
 from services.scorer.selection import BudgetSelector, selector_for
 from services.scorer.settings import ScorerSettings
+from services.scorer.warmup import ServingCheck, WarmupSet
 from services.scorer.watcher import ModelWatcher, wait_for_models
 
 log = logging.getLogger("ahunt.scorer")
 SERVICE = "scorer"
 
 
+Origin = tuple[Message, int]  # the input message of an alert, and its record's index there
+
+
 class Scorer:
-    """Turns a batch of Kafka messages into outputs and dead letters (the loop's handler)."""
+    """Turns a batch of Kafka messages into outputs and dead letters (the loop's handler).
+
+    Per batch: decode (bad records are dead letters), score each survey's alerts with its live
+    model (an alert that fails is that alert's dead letter; a survey without a model dead-letters
+    its own alerts only), route, encode (one alert's failure is its own), then one Redis pipeline
+    for the feedback cache, the deliveries and the budgets' spending (``budgets``)."""
 
     def __init__(
         self,
@@ -59,15 +72,21 @@ class Scorer:
         redis_client: redis.Redis,
         metrics: ScorerMetrics,
         schema_source: SchemaSource | None,
+        warmup: WarmupSet | None = None,
     ) -> None:
         self.settings, self.slot, self.redis, self.metrics = settings, slot, redis_client, metrics
         self.schemas = schema_source
+        self.warmup = warmup or WarmupSet(settings.warmup_alerts)
         self.rng = np.random.default_rng(settings.seed)
         self.users: list[UserProfile] = []
         self.selectors: dict[str, BudgetSelector] = {}
         self.selector_models: dict[str, str] = {}  # the model version each selector has seen
+        self.clocks: dict[str, EventClock] = {}
         self.partition_share = 1.0  # the part of the input partitions this replica consumes
+        self.assigned: set[tuple[str, int]] | None = None  # None: not known (all partitions)
+        self._restore_spending = False  # after a rebalance: read the new partitions' spending
         self._users_loaded_at = -1e18
+        self._warmup_saved_at = time.monotonic()
 
     def refresh_users(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -80,20 +99,26 @@ class Scorer:
             self.metrics.users.set(len(users))
         self._users_loaded_at = now
 
-    def set_partition_share(self, share: float) -> None:
+    def set_partition_share(
+        self, share: float, assigned: set[tuple[str, int]] | None = None
+    ) -> None:
         """After a rebalance: this replica now sees ``share`` of the stream, and spends that
-        share of every user's budget (the replicas together spend one budget)."""
+        share of every budget (the replicas together spend one budget), counting what was
+        already spent from the partitions it now owns (``assigned``)."""
         self.partition_share = share
         for selector in self.selectors.values():
             selector.share = share
         self.metrics.partition_share.set(share)
+        if assigned is not None:
+            self.assigned = assigned
+            self._restore_spending = True
 
     def _selector(self, survey: str, model_version: str) -> BudgetSelector:
         if survey not in self.selectors:
-            self.selectors[survey] = selector_for(
-                self.users, min_expected=self.settings.expected_alerts
-            )
-            self.selectors[survey].share = self.partition_share
+            selector = selector_for(self.users, min_expected=self.settings.expected_alerts)
+            selector.share = self.partition_share
+            budgets.restore(self.redis, survey, selector, self.assigned)
+            self.selectors[survey] = selector
         elif self.selector_models.get(survey) != model_version:
             self.selectors[survey].forget_scores()  # a new model: new score distributions
         self.selector_models[survey] = model_version
@@ -101,101 +126,181 @@ class Scorer:
 
     def __call__(self, messages: Sequence[Message]) -> tuple[list[OutMessage], list[DeadLetter]]:
         self.refresh_users()
+        if self._restore_spending:
+            for survey, selector in self.selectors.items():
+                budgets.restore(self.redis, survey, selector, self.assigned)
+            self._restore_spending = False
         self.metrics.consumed.inc(len(messages))
         self.metrics.batch_size.observe(len(messages))
         dead: list[DeadLetter] = []
         by_survey: dict[str, list[Alert]] = defaultdict(list)
-        sources: dict[str, list[int]] = defaultdict(list)  # input Kafka timestamps (ms)
+        origins: dict[str, list[Origin]] = defaultdict(list)
         t0 = time.perf_counter()
         for m in messages:
-            for result in decode_message(m.value() or b"", self.schemas):
+            for index, result in enumerate(decode_message(m.value() or b"", self.schemas)):
                 if isinstance(result, Rejected):
-                    where = "" if result.index is None else f" (record {result.index})"
-                    dead.append(DeadLetter(m, result.reason, result.message + where))
+                    problem = Problem(result.reason, result.message, result.index, result.alert_id)
+                    dead.append(DeadLetter(m, (problem,)))
                 else:
                     by_survey[result.survey].append(result)
-                    sources[result.survey].append(source_timestamp_ms(m))
+                    origins[result.survey].append((m, index))
         self.metrics.stage_seconds.labels("decode").observe(time.perf_counter() - t0)
 
         outputs: list[OutMessage] = []
         pipe = self.redis.pipeline(transaction=False)
         for survey, alerts in by_survey.items():
             model = self.slot.get(survey)
-            if model is None:
-                for m in messages:  # rare: a survey without a model; keep it visible
-                    dead.append(
-                        DeadLetter(
-                            m, "no_model_for_survey", f"no model for {survey}", "ConfigurationError"
-                        )
-                    )
+            if model is None:  # only this survey's alerts wait for a model (RELIABILITY.md)
+                why = f"no model is live for survey {survey}"
+                dead += [
+                    _dead(origins[survey][i], "no_model_for_survey", why, a, "ConfigurationError")
+                    for i, a in enumerate(alerts)
+                ]
                 continue
-            outputs += self._score(survey, alerts, sources[survey], model, pipe)
+            outs, refused = self._score(survey, alerts, origins[survey], model, pipe)
+            outputs += outs
+            dead += refused
+        self._save_warmup(pipe)
         pipe.execute()  # raises on failure: nothing is committed, the batch replays
         for d in dead:
-            self.metrics.dead_letters.labels(d.reason).inc()
+            for p in d.problems:
+                self.metrics.dead_letters.labels(p.reason).inc()
         return outputs, dead
+
+    def _clock(self, survey: str, alerts: Sequence[Alert], wall: float) -> float:
+        if self.settings.clock == "wall":
+            return wall
+        clock = self.clocks.get(survey)
+        if clock is None:
+            clock = self.clocks[survey] = EventClock(self.settings.clock_window)
+        return clock.advance(unix_seconds(a.observed_mjd for a in alerts))
 
     def _score(
         self,
         survey: str,
         alerts: list[Alert],
-        sources: list[int],
+        origins: list[Origin],
         model: LoadedModel,
         pipe: redis.client.Pipeline,
-    ) -> list[OutMessage]:
+    ) -> tuple[list[OutMessage], list[DeadLetter]]:
         wall = time.time()
-        now = clock_of(alerts, wall) if self.settings.clock == "event" else wall
+        now = self._clock(survey, alerts, wall)
         t0 = time.perf_counter()
+        selector = self._selector(survey, model.version)
         batch = score_batch(
-            alerts,
-            model,
-            self.users,
-            self._selector(survey, model.version),
-            now,
-            self.settings.novelty_mix,
-            self.rng,
+            alerts, model, self.users, selector, now, self.settings.novelty_mix, self.rng
         )
         self.metrics.stage_seconds.labels("score").observe(time.perf_counter() - t0)
-        self.metrics.scored.labels(survey).inc(len(alerts))
+        self.metrics.scored.labels(survey).inc(len(batch.alerts))
+        refused = list(batch.refused)
+        if any(r.reason == "non_finite_output" for r in refused):
+            count = sum(r.reason == "non_finite_output" for r in refused)
+            self.metrics.non_finite_outputs.labels(survey).inc(count)
         t1 = time.perf_counter()
-        outputs = self._publish(batch, sources, wall)
-        self._cache(batch, pipe, wall)
+        mine = [origins[int(i)] for i in batch.rows]
+        outputs, failed = self._publish(batch, mine, wall)
+        refused += [Refusal(int(batch.rows[i]), "encoding_failed", e) for i, e in failed.items()]
+        self._cache(batch, pipe, wall, set(failed))
+        budgets.record(
+            pipe,
+            survey,
+            selector,
+            [
+                budgets.Spent(d.user, *_partition(mine[d.alert][0]), batch.alerts[d.alert].alert_id)
+                for d in batch.deliveries
+            ],
+        )
+        self.warmup.offer(survey, batch.alerts)
         self.metrics.stage_seconds.labels("route").observe(time.perf_counter() - t1)
-        return outputs
+        error_class = {"encoding_failed": "EncodingError"}
+        dead = [
+            _dead(
+                origins[r.alert],
+                r.reason,
+                r.error,
+                alerts[r.alert],
+                error_class.get(r.reason, "ScoringError"),
+            )
+            for r in refused
+        ]
+        return outputs, dead
 
-    def _publish(self, batch: ScoredBatch, sources: list[int], wall: float) -> list[OutMessage]:
-        outputs = []
+    def _publish(
+        self, batch: ScoredBatch, origins: list[Origin], wall: float
+    ) -> tuple[list[OutMessage], dict[int, str]]:
+        """The deliveries as messages; an alert whose record cannot be encoded is left out
+        whole (for every user) and returned with the error."""
+        by_alert: dict[int, list[OutMessage]] = defaultdict(list)
+        failed: dict[int, str] = {}
         headers = schemas.headers_for(schemas.USER_ALERT) + (
             ("ahunt-model-version", batch.model_version.encode()),
         )
         for d in batch.deliveries:
-            record = user_alert_record(batch, d, wall, time.time())
+            if d.alert in failed:
+                continue
+            message = origins[d.alert][0]
             # The input's Kafka timestamp lets any client measure consume-to-publish latency.
-            source = (("ahunt-source-timestamp-ms", str(sources[d.alert]).encode()),)
-            outputs.append(
+            source = (("ahunt-source-timestamp-ms", str(source_timestamp_ms(message)).encode()),)
+            try:
+                value = schemas.encode(
+                    schemas.USER_ALERT, user_alert_record(batch, d, wall, time.time())
+                )
+            except Exception as exc:  # this alert's record, not the batch
+                failed[d.alert] = f"{type(exc).__name__}: {exc}"
+                by_alert.pop(d.alert, None)
+                continue
+            by_alert[d.alert].append(
                 OutMessage(
                     user_topic(d.user),
-                    schemas.encode(schemas.USER_ALERT, record),
+                    value,
                     key=batch.alerts[d.alert].alert_id.encode(),
                     headers=headers + source,
+                    source=message,
                 )
             )
-            self.metrics.published.labels(d.user, d.reason).inc()
-        return outputs
+        for d in batch.deliveries:
+            if d.alert not in failed:
+                self.metrics.published.labels(d.user, d.reason).inc()
+        return [out for outs in by_alert.values() for out in outs], failed
 
-    def _cache(self, batch: ScoredBatch, pipe: redis.client.Pipeline, wall: float) -> None:
+    def _cache(
+        self, batch: ScoredBatch, pipe: redis.client.Pipeline, wall: float, failed: set[int]
+    ) -> None:
         delivered = {d.alert for d in batch.deliveries}
         background = self.rng.random(len(batch.alerts)) < self.settings.background_sample
         ttl = self.settings.cache_ttl_s
         for i, a in enumerate(batch.alerts):
-            if i not in delivered and not background[i]:
+            if i in failed or (i not in delivered and not background[i]):
                 continue
             meta = cache_meta(batch, i, wall, background=i not in delivered)
             store.cache_alert(pipe, a.alert_id, meta, batch.stamps[i], a.cutout_bytes, ttl)
         for d in batch.deliveries:
+            if d.alert in failed:
+                continue
             alert_id = batch.alerts[d.alert].alert_id
             record = delivery_record(batch, d, wall)
             store.record_delivery(pipe, d.user, alert_id, record, ttl, self.settings.candidates_max)
+
+    def _save_warmup(self, pipe: redis.client.Pipeline) -> None:
+        """Every ``warmup_save_s``, the warm-up sets that changed, for the next replica."""
+        now = time.monotonic()
+        if now - self._warmup_saved_at < self.settings.warmup_save_s:
+            return
+        self._warmup_saved_at = now
+        for survey in self.warmup.take_changed():
+            pipe.set(keys.warmup_key(survey), self.warmup.dumps(survey), ex=WARMUP_KEEP_S)
+
+
+WARMUP_KEEP_S = 30 * 86_400
+
+
+def _partition(m: Message) -> tuple[str, int]:
+    return m.topic() or "", m.partition() or 0
+
+
+def _dead(origin: Origin, reason: str, error: str, alert: Alert, error_class: str) -> DeadLetter:
+    message, index = origin
+    return DeadLetter(message, (Problem(reason, error, index, alert.alert_id, error_class),))
 
 
 def source_timestamp_ms(m: Message) -> int:
@@ -235,13 +340,16 @@ def build_loop(
     redis_client: redis.Redis,
     metrics: ScorerMetrics,
     slot: ModelSlot,
+    warmup: WarmupSet | None = None,
 ) -> ConsumerLoop:
+    """The scorer's loop; ``warmup`` is the set the model watcher checks new versions on (the
+    scorer fills it from the stream)."""
     schema_source = (
         SchemaSource(settings.schema_dir, settings.schema_registry_url)
         if settings.schema_dir or settings.schema_registry_url
         else None
     )
-    scorer = Scorer(settings, slot, redis_client, metrics, schema_source)
+    scorer = Scorer(settings, slot, redis_client, metrics, schema_source, warmup)
     scorer.refresh_users(force=True)
     ensure_topics(
         kafka, bootstrap, [*settings.input_topics, DEAD_LETTERS, *(u.topic for u in scorer.users)]
@@ -250,7 +358,8 @@ def build_loop(
     topics = list(settings.input_topics)
 
     def on_assign(client: Consumer, partitions: list[TopicPartition]) -> None:
-        scorer.set_partition_share(partition_share(client, topics, partitions))
+        owned = {(tp.topic, tp.partition) for tp in partitions}
+        scorer.set_partition_share(partition_share(client, topics, partitions), owned)
 
     def on_revoke(_client: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:  # no stale lag series for partitions another replica now owns
@@ -269,6 +378,14 @@ def build_loop(
         on_stage=lambda stage, s: metrics.stage_seconds.labels(stage).observe(s),
         crash_after_batches=settings.crash_after_batches,
         on_committed=lambda ms: observe_end_to_end(metrics, ms),
+        originals=OriginalStore(
+            redis_client,
+            settings.dead_letter_keep_s,
+            settings.dead_letter_keep_max_bytes,
+            settings.dead_letter_store_max_bytes,
+        ),
+        prefix_bytes=settings.dead_letter_prefix_bytes,
+        on_dead_letter=metrics.dead_letter_event,
     )
     # Lag costs broker round trips: refresh it at most every lag_refresh_s, after a commit.
     last_lag = [-float("inf")]
@@ -310,10 +427,12 @@ def run(settings: ScorerSettings | None = None) -> int:
             if settings.registry
             else None
         )
-        watcher = ModelWatcher(settings, slot, metrics, registry)
+        warmup = WarmupSet(settings.warmup_alerts)
+        check = ServingCheck(settings, warmup, redis_client)
+        watcher = ModelWatcher(settings, slot, metrics, registry, check)
         wait_for_models(slot, watcher, settings.model_wait_s or float("inf"))
         watcher.start()
-        loop = build_loop(settings, kafka, ep.kafka, redis_client, metrics, slot)
+        loop = build_loop(settings, kafka, ep.kafka, redis_client, metrics, slot, warmup)
 
         def stop(_signum: int, _frame: object) -> None:
             loop.stopping = True

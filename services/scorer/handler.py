@@ -5,6 +5,13 @@ For a batch of one survey: stamps are assembled and preprocessed exactly as in t
 mixed with novelty for exploration (``models.interest.exploration_scores``), and every user's
 personal score comes from one matrix product with the users' weight matrix. Filters make some
 (alert, user) pairs ineligible; the budget selector picks the deliveries.
+
+One bad alert fails only itself: if preprocessing or the model raises on a batch, each alert is
+tried alone and those that still raise are refused (``scoring_failed``); an alert whose outputs
+hold a NaN or an infinity is refused (``non_finite_output``); the others are scored and selected
+as if the refused ones had never come. Only when no alert of the batch scores *and* the model
+fails on its own probe stamps (real ones, checked at load) is the model to blame: that raises,
+and the batch replays once a working model is live.
 """
 
 from __future__ import annotations
@@ -22,12 +29,20 @@ from models.interest import (
     weight_matrix,
 )
 from models.preprocess import prepare
+from models.session import Outputs
 from services.common.alerts import Alert
 from services.common.users import Filters, UserProfile
 from services.scorer.model import LoadedModel
 from services.scorer.selection import BudgetSelector
 
 MJD_UNIX_EPOCH = 40587.0
+#: Why the scorer refuses an alert it decoded (dead-letter reasons, metric labels).
+REFUSAL_REASONS = {
+    "scoring_failed": "preprocessing or the model raised on this alert alone",
+    "non_finite_output": "the model gave a NaN or an infinity for this alert",
+    "encoding_failed": "its record for a user's topic could not be encoded",
+    "no_model_for_survey": "no model is live for the alert's survey",
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +54,18 @@ class DeliveryChoice:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """An alert of the batch (``alert``: its index in what was given) that was not scored."""
+
+    alert: int
+    reason: str  # a key of REFUSAL_REASONS
+    error: str
+
+
+@dataclass(frozen=True)
 class ScoredBatch:
+    """The alerts that scored (``rows``: their indexes in what was given) and the refusals."""
+
     alerts: Sequence[Alert]
     model_version: str
     classes: list[str]
@@ -48,6 +74,8 @@ class ScoredBatch:
     novelty: np.ndarray  # (N,)
     scores: np.ndarray  # (N, U) personal scores
     deliveries: list[DeliveryChoice]
+    rows: np.ndarray
+    refused: list[Refusal]
 
 
 def prepare_stamps(alerts: Sequence[Alert], model: LoadedModel) -> np.ndarray:
@@ -94,12 +122,60 @@ def eligibility(alerts: Sequence[Alert], users: Sequence[UserProfile]) -> np.nda
     return ok
 
 
-def clock_of(alerts: Sequence[Alert], fallback: float) -> float:
-    """The batch's event time in unix seconds (latest observation), or ``fallback``."""
-    mjds = [a.observed_mjd for a in alerts if a.observed_mjd is not None]
-    if not mjds:
-        return fallback
-    return (max(mjds) - MJD_UNIX_EPOCH) * 86_400.0
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _model_outputs(
+    alerts: Sequence[Alert], model: LoadedModel
+) -> tuple[np.ndarray, np.ndarray, Outputs, list[Refusal]]:
+    """Rows that ran, their stamps and outputs, and the refusals (module docstring)."""
+    try:
+        stamps = prepare_stamps(alerts, model)
+        return np.arange(len(alerts)), stamps, model.infer(stamps), []
+    except Exception as whole:
+        ran: list[tuple[int, np.ndarray, Outputs]] = []
+        refused: list[Refusal] = []
+        for i, alert in enumerate(alerts):
+            try:
+                one = prepare_stamps([alert], model)
+                ran.append((i, one, model.infer(one)))
+            except Exception as exc:
+                refused.append(Refusal(i, "scoring_failed", _describe(exc)))
+        if not ran and not _model_runs(model):
+            raise whole
+        if not ran:
+            return (
+                np.zeros(0, np.int64),
+                np.zeros((0, *model.spec.shape), np.float32),
+                _none(model),
+                refused,
+            )
+        rows = np.array([i for i, _, _ in ran])
+        outs = [o for _, _, o in ran]
+        joined = Outputs(*(np.concatenate([getattr(o, f) for o in outs]) for f in _FIELDS))
+        return rows, np.concatenate([s for _, s, _ in ran]), joined, refused
+
+
+_FIELDS = ("latent", "probs", "novelty")
+
+
+def _none(model: LoadedModel) -> Outputs:
+    return Outputs(
+        np.zeros((0, 0), np.float32),
+        np.zeros((0, len(model.classes)), np.float32),
+        np.zeros(0, np.float32),
+    )
+
+
+def _model_runs(model: LoadedModel) -> bool:
+    """Whether the model still scores its probe stamps (the real ones it was checked on)."""
+    probe = model.probe if model.probe is not None else np.zeros((1, *model.spec.shape), np.float32)
+    try:
+        model.infer(probe[:8])
+    except Exception:
+        return False
+    return True
 
 
 def score_batch(
@@ -111,14 +187,23 @@ def score_batch(
     novelty_mix: float,
     rng: np.random.Generator,
 ) -> ScoredBatch:
-    """Score one survey's alerts for every user and choose the deliveries.
+    """Score one survey's alerts for every user and choose the deliveries; alerts that cannot be
+    scored are refused one by one (module docstring).
 
     An alert the model puts in a class the user dismissed (p > 1/2) reaches them by no strategy:
     "not interesting" also closes the exploration shares of their budget to that class."""
-    stamps = prepare_stamps(alerts, model)
-    out = model.infer(stamps)
+    rows, stamps, out, refused = _model_outputs(alerts, model)
+    finite = np.isfinite(out.probs).all(axis=1) & np.isfinite(out.novelty)
+    finite &= np.isfinite(out.latent).all(axis=1)
+    if not finite.all():
+        refused += [
+            Refusal(int(i), "non_finite_output", f"model {model.version} gave NaN or inf")
+            for i in rows[~finite]
+        ]
+        rows, stamps, out = rows[finite], stamps[finite], out.take(finite)
+    kept = [alerts[int(i)] for i in rows]
     classes = model.classes
-    if users:
+    if users and kept:
         interests = [u.interest for u in users]
         weights = weight_matrix(interests, classes)
         dismissed = dismissed_classes(interests, classes)
@@ -128,16 +213,25 @@ def score_batch(
             out.probs,
             dismissed_matrix(interests, classes, weights=weights, dismissed=dismissed),
         )
-        eligible = eligibility(alerts, users)
+        eligible = eligibility(kept, users)
         eligible &= out.probs @ dismissed.T <= 0.5
     else:
-        scores = np.zeros((len(alerts), 0), np.float32)
-        eligible = np.zeros((len(alerts), 0), bool)
-    picks = selector.select(scores, now, eligible, rng) if users else []
+        scores = np.zeros((len(kept), len(users)), np.float32)
+        eligible = np.zeros((len(kept), len(users)), bool)
+    picks = selector.select(scores, now, eligible, rng) if users and kept else []
     deliveries = [
         DeliveryChoice(p.alert, users[p.user].name, float(scores[p.alert, p.user]), p.reason)
         for p in picks
     ]
     return ScoredBatch(
-        alerts, model.version, classes, stamps, out.probs, out.novelty, scores, deliveries
+        kept,
+        model.version,
+        classes,
+        stamps,
+        out.probs,
+        out.novelty,
+        scores,
+        deliveries,
+        rows,
+        sorted(refused, key=lambda r: r.alert),
     )

@@ -33,6 +33,33 @@ class ScorerMetrics(ServiceMetrics):
             ["reason"],
             registry=r,
         )
+        self.non_finite_outputs = Counter(
+            "ahunt_scorer_non_finite_outputs_total",
+            "alerts the live model gave a NaN or an infinity for (each one dead-lettered)",
+            ["survey"],
+            registry=r,
+        )
+        self.dead_letter_envelopes = Counter(
+            "ahunt_scorer_dead_letter_envelopes_total",
+            "dead-letter envelopes by outcome: produced, minimal (the full one was refused), "
+            "unproduced (the minimal one too: logged instead), transient (a delivery error: "
+            "the batch replays)",
+            ["outcome"],
+            registry=r,
+        )
+        self.dead_letter_originals = Counter(
+            "ahunt_scorer_dead_letter_originals_total",
+            "dead letters' originals by what became of them (redis, duplicate, too_large, "
+            "store_full, store_unavailable)",
+            ["kept"],
+            registry=r,
+        )
+        self.refused_outputs = Counter(
+            "ahunt_scorer_refused_outputs_total",
+            "outputs the broker refused for good (their input became a dead letter)",
+            ["error"],
+            registry=r,
+        )
         self.stage_seconds = Histogram(
             "ahunt_scorer_stage_seconds",
             "time per batch in each stage",
@@ -77,3 +104,12 @@ class ScorerMetrics(ServiceMetrics):
             "every budget)",
             registry=r,
         )
+
+    def dead_letter_event(self, event: str, label: str) -> None:
+        """The consumer loop's dead-letter events (``services.common.kafka.DeadLetterEvent``)."""
+        if event == "kept":
+            self.dead_letter_originals.labels(label).inc()
+        elif event == "refused_output":
+            self.refused_outputs.labels(label).inc()
+        else:
+            self.dead_letter_envelopes.labels(event).inc()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.checks import shape_problem
 from models.manifest import Manifest
 from models.preprocess import InputSpec, Preprocessing
 from models.session import BATCH_SIZE, Outputs, load_session, run_session, session_uses_cuda
@@ -26,6 +27,9 @@ class LoadedModel:
     spec: InputSpec
     preprocessing: Preprocessing
     uses_cuda: bool
+    # Preprocessed real stamps the model was checked on at load (services.scorer.warmup): when
+    # no alert of a batch scores, running these tells a broken model from broken alerts.
+    probe: np.ndarray | None = None
 
     @property
     def version(self) -> str:
@@ -36,8 +40,9 @@ class LoadedModel:
         return list(self.manifest.classes)
 
     def infer(self, x: np.ndarray, batch_size: int = BATCH_SIZE) -> Outputs:
-        """The model's outputs on preprocessed stamps; raises on a wrong input shape and on
-        non-finite outputs (a model that gives them must not route alerts)."""
+        """The model's outputs on preprocessed stamps; raises on a wrong input or output shape.
+        Non-finite values are left for the caller to find row by row (``handler``: one alert's
+        NaN is that alert's dead letter, not the batch's)."""
         if x.shape[1:] != self.spec.shape:
             raise ValueError(f"model {self.version} expects {self.spec.shape}, got {x.shape[1:]}")
         if not len(x):
@@ -46,8 +51,9 @@ class LoadedModel:
                 np.zeros((0, 0), np.float32), np.zeros((0, k), np.float32), np.zeros(0, np.float32)
             )
         out = run_session(self.session, x, batch_size)
-        if not (np.isfinite(out.probs).all() and np.isfinite(out.novelty).all()):
-            raise FloatingPointError(f"model {self.version} produced non-finite outputs")
+        problem = shape_problem(out, len(x), self.manifest)
+        if problem:
+            raise ValueError(f"model {self.version}: {problem}")
         return out
 
 

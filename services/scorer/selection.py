@@ -20,8 +20,10 @@ whole period has been seen (a new scorer, or after a gap longer than the period)
 at least ``min_expected``: the operator's prior for the survey's volume (``AHUNT_SCORER_
 EXPECTED_ALERTS``). Too low a prior spends a fresh scorer's first budget early in its first night.
 
-Time is a monotone clock supplied by the caller: the alerts' own observation time for replays and
-simulations, wall time otherwise. Everything is numpy over (alerts x users) arrays; no I/O.
+Time is a clock supplied by the caller: the alerts' own observation time (``clock.EventClock``,
+robust to outliers) or wall time. It only goes forward, except that a jump back by more than a
+night gap rebases the state (``_rewind``). Spending survives restarts through ``restore``.
+Everything is numpy over (alerts x users) arrays; no I/O.
 """
 
 from __future__ import annotations
@@ -160,6 +162,7 @@ class BudgetSelector:
         self.counts = {float(p): RollingCount(float(p)) for p in np.unique(self.periods)}
         self.seen = 0
         self.clock: float | None = None
+        self.night_start: float | None = None  # when the current observing night began
         self._pending: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
         self._pending_n = 0
         self._top_bin: np.ndarray | None = None
@@ -170,10 +173,13 @@ class BudgetSelector:
 
     def _advance(self, now: float, n: int) -> None:
         if self.clock is None:
-            self.clock = now
+            self.clock = self.night_start = now
         if now - self.clock >= self.night_gap_s:  # daytime: a new night, fresh nightly budgets
             for user in np.flatnonzero(self.periods >= 86_400.0):
                 self.recent[user].clear()
+            self.night_start = now
+        elif now < self.clock - self.night_gap_s:
+            self._rewind(now)
         self.clock = max(self.clock, now)
         for count in self.counts.values():
             count.add(self.clock, n)
@@ -183,6 +189,33 @@ class BudgetSelector:
         self.tokens = np.minimum(
             self._token_cap(allowance), self.tokens + allowance * n / self.expected()
         )
+
+    def _rewind(self, now: float) -> None:
+        """The clock went back by more than a night gap (``clock.EventClock`` does that only when
+        the stream's consensus says the clock was wrong, or the stream really went back): what
+        was delivered stays spent, at the new time; the volume is counted again from here."""
+        for times in self.recent:
+            clipped = [min(t, now) for t in times]
+            times.clear()
+            times.extend(clipped)
+        self.counts = {p: RollingCount(p) for p in self.counts}
+        self.clock = self.night_start = now
+
+    def restore(
+        self, spent: dict[str, list[float]], clock: float | None, night_start: float | None
+    ) -> None:
+        """Take up the spending of an earlier replica (from Redis, ``services.scorer.budgets``):
+        each user's delivery times, the clock and the night's start. Deliveries of an earlier
+        night do not count against a nightly budget; the rest count until they age out."""
+        if clock is not None and (self.clock is None or clock > self.clock):
+            self.clock = clock
+        if night_start is not None and (self.night_start is None or night_start > self.night_start):
+            self.night_start = night_start
+        for i, user in enumerate(self.users):
+            times = sorted(spent.get(user, ()))
+            if self.periods[i] >= 86_400.0 and self.night_start is not None:
+                times = [t for t in times if t >= self.night_start]
+            self.recent[i] = deque(times)
 
     def expected(self) -> np.ndarray:
         """(U,) alerts per period each user's budget is a share of."""
@@ -347,7 +380,7 @@ def selector_for(
         sel.min_expected = previous.min_expected
     sel.interests = [p.interest.to_dict() for p in profiles]
     if previous is not None:
-        sel.clock, sel.seen = previous.clock, previous.seen
+        sel.clock, sel.seen, sel.night_start = previous.clock, previous.seen, previous.night_start
         # The same stream: the volume counted so far carries over for every period still used.
         sel.counts = {p: previous.counts.get(p, count) for p, count in sel.counts.items()}
         sel.share = previous.share

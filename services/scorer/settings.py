@@ -67,6 +67,42 @@ class ScorerSettings(Settings):
         ge=0.0,
         description="exit if no model is live after this long (0: wait forever)",
     )
+    clock_window: int = Field(
+        default=64,
+        ge=1,
+        description="the event clock is the median of this many recent alerts' times (fewer "
+        "than half of them, dated anywhere, cannot move it)",
+    )
+    dead_letter_prefix_bytes: int = Field(
+        default=4096, ge=0, le=65_536, description="bytes of the original in each envelope"
+    )
+    dead_letter_keep_s: int = Field(
+        default=7 * 86_400, ge=60, description="how long Redis keeps dead letters' originals"
+    )
+    dead_letter_keep_max_bytes: int = Field(
+        default=16 << 20, ge=0, description="a larger original is not kept (its envelope says so)"
+    )
+    dead_letter_store_max_bytes: int = Field(
+        default=256 << 20,
+        ge=0,
+        description="all kept originals together at most this (a flood cannot fill Redis)",
+    )
+    warmup_alerts: int = Field(
+        default=64, ge=1, description="real alerts per survey a new model is checked on"
+    )
+    warmup_save_s: float = Field(
+        default=300.0, gt=0, description="how often the warm-up stamps are saved to Redis"
+    )
+    max_slowdown: float = Field(
+        default=3.0,
+        gt=1.0,
+        description="refuse a version slower per stamp than this many times the live one",
+    )
+    max_ms_per_alert: float = Field(
+        default=100.0,
+        ge=0.0,
+        description="refuse a version slower than this per warm-up stamp (0: no limit)",
+    )
     crash_after_batches: int = Field(
         default=0,
         ge=0,

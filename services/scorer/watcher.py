@@ -18,8 +18,12 @@ from models.model_dir import ModelIntegrityError
 from services.common import keys, model_store
 from services.common.registry import Registry
 from services.scorer.metrics import ScorerMetrics
-from services.scorer.model import ModelSlot, load_model
+from services.scorer.model import LoadedModel, ModelSlot, load_model
 from services.scorer.settings import ScorerSettings
+from services.scorer.warmup import ServingCheck, WarmupSet
+
+# A survey, a loaded version and the live one -> the version to serve, or an exception.
+Check = Callable[[str, LoadedModel, LoadedModel | None], LoadedModel]
 
 log = logging.getLogger("ahunt.scorer")
 
@@ -33,7 +37,8 @@ class ModelWatcher:
     with no shared file system. Other surveys follow ``<model_dir>/<survey>/CURRENT``. The
     registry is polled every ``models_refresh_s`` and its pub/sub announcement wakes the watcher
     early, so a missed message only delays a swap. A version that fails verification or loading is
-    refused (metric + log) and the old one stays live."""
+    refused (metric + log) and the old one stays live; so is one that fails ``check`` on real
+    stamps (``warmup.ServingCheck``: outputs, finiteness, speed), promoted by hand or not."""
 
     def __init__(
         self,
@@ -41,8 +46,10 @@ class ModelWatcher:
         slot: ModelSlot,
         metrics: ScorerMetrics,
         registry: Registry | None = None,
+        check: Check | None = None,
     ) -> None:
         self.settings, self.slot, self.metrics, self.registry = settings, slot, metrics, registry
+        self.check_model = check or ServingCheck(settings, WarmupSet(settings.warmup_alerts))
         self.refused: set[tuple[str, str]] = set()
         self._followed: set[str] = set()  # surveys served from the registry
         self._stop = threading.Event()
@@ -89,6 +96,7 @@ class ModelWatcher:
             model = load_model(locate(), threads=self.settings.threads, providers=providers)
             if model.version != version:
                 raise ModelIntegrityError(f"{version} holds a model of version {model.version}")
+            model = self.check_model(survey, model, live)
         except (redis.RedisError, OSError) as exc:  # transient: try again at the next check
             log.warning("cannot fetch model %s/%s yet: %s", survey, version, exc)
             return

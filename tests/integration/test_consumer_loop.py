@@ -59,7 +59,7 @@ def _upper(
     for m in messages:
         value = m.value() or b""
         if value.startswith(b"poison"):
-            dead.append(DeadLetter(m, "bad_magic", "does not start with a known magic"))
+            dead.append(DeadLetter.of(m, "bad_magic", "does not start with a known magic"))
         else:
             outs.append(OutMessage(out_topic, value.upper(), key=m.key()))
     return outs, dead
@@ -127,11 +127,12 @@ def test_poison_goes_to_the_dlq_with_its_reason_and_is_committed(
         json.loads(m.value() or b"{}")
         for m in _read_all(kafka_bootstrap, kafka_settings, DEAD_LETTERS, 10_000, timeout=8)
     ]
-    mine = [d for d in letters if bytes.fromhex(d["original"]) == marker]
+    mine = [d for d in letters if bytes.fromhex(d["original"]["prefix"]) == marker]
     assert len(mine) == 1
     letter = mine[0]
     assert letter["reason"] == "bad_magic" and letter["service"] == "test-service"
     assert letter["model_version"] == "ztf-0007" and letter["source"]["topic"] == src
+    assert letter["envelope_version"] == 2 and letter["original"]["size"] == len(marker)
     assert _committed(kafka_bootstrap, kafka_settings, group_id, src) == 3
 
 

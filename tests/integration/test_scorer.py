@@ -136,7 +136,7 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     letters = [
         json.loads(m.value()) for m in _read_topic(kafka_bootstrap, kafka_settings, DEAD_LETTERS)
     ]
-    mine = [d for d in letters if bytes.fromhex(d["original"]) == poison]
+    mine = [d for d in letters if bytes.fromhex(d["original"]["prefix"]) == poison]
     assert len(mine) == 1 and mine[0]["reason"] == "bad_magic"
     assert mine[0]["source"]["topic"] == src and mine[0]["model_version"] == "ztf:ztf-0001"
 

@@ -3,49 +3,19 @@ are allowed and carry the same key)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import redis
-from confluent_kafka import TopicPartition
 
 from services.common import store
 from services.common.alerts import Alert, decode_message
-from services.common.kafka import consumer, producer
+from services.common.kafka import producer
 from services.common.settings import KafkaSettings
 from services.common.topics import user_topic
 from services.common.users import Budget, UserProfile
 from tests.samples import unique_copies
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _scorer(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.scorer"],
-            cwd=REPO,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _keys(
-    bootstrap: str, settings: KafkaSettings, topic: str, want: set[bytes], timeout: float = 60
-) -> list[bytes]:
-    c = consumer(settings, bootstrap, f"check-{time.monotonic_ns()}")
-    c.subscribe([topic])
-    keys: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    while not want <= set(keys) and time.monotonic() < deadline:
-        keys += [m.key() or b"" for m in c.consume(500, 0.5) if m.error() is None]
-    c.close()
-    return keys
+from tests.scorer_support import committed, read_topic, scorer_env, scorer_process
 
 
 def test_crash_between_produce_and_commit_loses_nothing(
@@ -70,41 +40,33 @@ def test_crash_between_produce_and_commit_loses_nothing(
     for m in messages:
         p.produce(src, m)
     assert p.flush(10) == 0
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "REDIS_URL": redis_server.url,
-        "KAFKA_SESSION_TIMEOUT_MS": "3000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-        "AHUNT_SCORER_INPUT_TOPICS": f'["{src}"]',
-        "AHUNT_SCORER_GROUP_ID": group_id,
-        "AHUNT_SCORER_MODEL_DIR": str(model_root),
-        "AHUNT_SCORER_METRICS_PORT": "0",
-        "AHUNT_SCORER_BATCH_SIZE": "4",
-    }
+    env = scorer_env(kafka_bootstrap, redis_server.url, src, group_id, model_root, batch_size="4")
     # First run: dies hard after delivering its 3rd batch, before committing it.
     log = tmp_path / "scorer.log"
-    crashed = _scorer({**env, "AHUNT_SCORER_CRASH_AFTER_BATCHES": "3"}, log)
+    crashed = scorer_process({**env, "AHUNT_SCORER_CRASH_AFTER_BATCHES": "3"}, log)
     try:
         code = crashed.wait(120)
     finally:
         crashed.kill()
     assert code == 75, log.read_text()[-3000:]
     topic = user_topic(user.name)
-    c = consumer(kafka_settings, kafka_bootstrap, group_id)
-    committed = sum(
-        max(tp.offset, 0)
-        for tp in c.committed([TopicPartition(src, i) for i in (0, 1)], timeout=10)
-    )
-    c.close()
-    assert committed < len(messages)  # the crash left work uncommitted
+    # the crash left work uncommitted
+    assert committed(kafka_bootstrap, kafka_settings, group_id, src, 2) < len(messages)
 
     # Restart: it replays from the last commit and finishes.
-    restarted = _scorer(env, log)
+    restarted = scorer_process(env, log)
     try:
         want = {
             r.alert_id.encode() for m in messages for r in decode_message(m) if isinstance(r, Alert)
         }
-        keys = _keys(kafka_bootstrap, kafka_settings, topic, want, timeout=90)
+        got = read_topic(
+            kafka_bootstrap,
+            kafka_settings,
+            topic,
+            done=lambda ms: want <= {m.key() for m in ms},
+            timeout_s=90,
+        )
+        keys = [m.key() or b"" for m in got]
     finally:
         restarted.terminate()
         restarted.wait(30)

@@ -153,6 +153,7 @@ INFRASTRUCTURE = ("confluent_kafka", "redis", "fastapi", "starlette", "uvicorn",
 PURE = (
     "services.scorer.handler",
     "services.scorer.selection",
+    "services.scorer.clock",
     "services.scorer.records",
     "services.feedback.handler",
     "services.retrain.handler",

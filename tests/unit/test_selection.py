@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.common.users import Budget, UserProfile
+from services.scorer.clock import EventClock
 from services.scorer.selection import BudgetSelector, _logit_bins, selector_for
 
 
@@ -221,3 +222,62 @@ def test_a_continuous_stream_keeps_the_rolling_cap() -> None:
     times = sorted(2 * 86_400.0 * ((a // 100) + 1) * 100 / 4_000 for a, _, _ in picks)
     # at most 10 in any 24 h window ending at a delivery
     assert all(sum(1 for u in times if t - 86_400.0 < u <= t) <= 10 for t in times)
+
+
+def _nights_with_event_clock(
+    outliers: dict[tuple[int, int], float],
+    nights: int = 4,
+    first_alone: bool = False,
+    prior: float = 800,
+) -> list[list[int]]:
+    """Deliveries per night and user: 800 alerts a night over 8 hours, budget 20 a night, the
+    scorer's event clock (``EventClock``) over each batch's times. ``outliers`` moves alert
+    (night, i) by that many seconds; ``first_alone`` sends the very first alert in a batch of
+    its own. ``prior``: the volume the selector assumes (low: the budget is spent early)."""
+    users = _profiles(*((f"u{u}", 20, {"top": 1.0}) for u in range(3)))
+    sel, clock = selector_for(users, min_expected=prior), EventClock()
+    rng = np.random.default_rng(11)
+    out = []
+    for night in range(nights):
+        times = night * 86_400.0 + np.sort(rng.uniform(0, 8 * 3_600.0, 800))
+        for (n, i), shift in outliers.items():
+            if n == night:
+                times[i] += shift
+        starts = [0, 1, *range(50, 800, 50)] if first_alone and night == 0 else range(0, 800, 50)
+        bounds = [*starts, 800]
+        got = [0, 0, 0]
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            picks = sel.select(rng.random((end - start, 3)), clock.advance(times[start:end]))
+            for p in picks:
+                got[p.user] += 1
+        out.append(got)
+    return out
+
+
+TEN_YEARS = 10 * 365.25 * 86_400.0
+
+
+def test_an_alert_dated_ten_years_ahead_or_back_does_not_freeze_the_budgets() -> None:
+    """One alert 10 years ahead used to move the clock there: every later delivery counted
+    against that far night and users got 1, 4, 0, 0 alerts instead of their budget. One from 10
+    years back must not move it either."""
+    clean = _nights_with_event_clock({})
+    shifted = _nights_with_event_clock({(0, 400): TEN_YEARS, (1, 300): -TEN_YEARS})
+    assert all(16 <= n <= 20 for night in clean for n in night), clean
+    assert all(16 <= n <= 20 for night in shifted for n in night), shifted
+
+
+def test_a_first_alert_from_the_future_is_outvoted() -> None:
+    """The very first alert, alone in its batch, dated 10 years ahead: the clock starts there,
+    and rewinds to the stream once 8 alerts agree; the budgets are not frozen."""
+    got = _nights_with_event_clock({(0, 0): TEN_YEARS}, first_alone=True)
+    assert all(16 <= n <= 20 for night in got[1:] for n in night), got
+    assert all(n <= 20 for n in got[0]), got
+
+
+def test_an_alert_from_the_future_does_not_refill_a_spent_budget() -> None:
+    """With too low a volume prior the budget is spent early in the night and the hard cap
+    holds the rest. An alert 10 years ahead must not look like a new night to the selector
+    (which would clear the cap: up to twice the budget that night)."""
+    got = _nights_with_event_clock({(1, 400): TEN_YEARS}, nights=3, prior=100)
+    assert all(n <= 20 for night in got for n in night), got
