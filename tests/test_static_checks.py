@@ -34,3 +34,21 @@ def test_no_finding(command: tuple[str, ...]) -> None:
     assert out.returncode == 0, (
         f"`{' '.join(command)}` found:\n{out.stdout[-4000:]}{out.stderr[-2000:]}"
     )
+
+
+def test_test_module_names_are_unique() -> None:
+    """pytest imports test modules by basename (rootdir-relative, no packages): two files of one
+    name in different folders abort the whole collection ("import file mismatch"), which only
+    shows on a clean checkout without stale bytecode, as in CI."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    paths = [
+        p
+        for top in ("tests", "models", "bench", "services")
+        for p in ROOT.glob(f"{top}/**/test_*.py")
+    ]
+    for path in sorted(paths):
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(ROOT)} and {path.relative_to(ROOT)}")
+        seen.setdefault(path.name, path)
+    assert not clashes, "rename one of each pair: " + "; ".join(clashes)
