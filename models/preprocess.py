@@ -122,14 +122,23 @@ class Preprocessing:
 
     >>> Preprocessing().to_dict()
     {'kind': 'robust', 'clip': 20.0, 'softening': 3.0, 'stats_step': 1}
+    ``fill_threshold`` (off by default, so existing models keep their exact input) also makes
+    every pixel with ``|value| >= fill_threshold`` invalid: ZTF writes some masked pixels as a
+    finite fill value (-3.4e38) instead of NaN, which a robust scale would otherwise clip to
+    ``-clip`` and feed to the network as a black blot. It is written to the manifest only when
+    set, so manifests of models without it stay exactly as they were.
+
     >>> Preprocessing.from_dict({"kind": "identity"})
-    Preprocessing(kind='identity', clip=20.0, softening=3.0, stats_step=1)
+    Preprocessing(kind='identity', clip=20.0, softening=3.0, stats_step=1, fill_threshold=None)
+    >>> Preprocessing(fill_threshold=1e30).to_dict()["fill_threshold"]
+    1e+30
     """
 
     kind: PreprocessingKind = "robust"
     clip: float = 20.0
     softening: float = 3.0
     stats_step: int = 1
+    fill_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -145,19 +154,32 @@ class Preprocessing:
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or int(step) < 1:
             raise ValueError(f"Preprocessing.stats_step must be an int >= 1, got {step!r}")
         object.__setattr__(self, "stats_step", int(step))
+        fill = self.fill_threshold
+        if fill is not None:
+            if isinstance(fill, bool) or not isinstance(fill, numbers.Real):
+                raise ValueError(f"Preprocessing.fill_threshold must be a number, got {fill!r}")
+            if not (math.isfinite(fill) and float(fill) > 0):
+                raise ValueError(
+                    f"Preprocessing.fill_threshold must be finite and > 0, got {fill!r}"
+                )
+            object.__setattr__(self, "fill_threshold", float(fill))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "clip": self.clip,
             "softening": self.softening,
             "stats_step": self.stats_step,
         }
+        if self.fill_threshold is not None:
+            out["fill_threshold"] = self.fill_threshold
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
         # Missing keys take their defaults, so manifests written before a field existed load.
-        _check_keys(data, ("kind", "clip", "softening", "stats_step"), "Preprocessing")
+        keys = ("kind", "clip", "softening", "stats_step", "fill_threshold")
+        _check_keys(data, keys, "Preprocessing")
         return cls(**dict(data))
 
 
@@ -423,9 +445,10 @@ def _robust(
 def preprocess(x: np.ndarray, config: Preprocessing, valid: np.ndarray | None = None) -> np.ndarray:
     """Turn raw ``(N, C, H, W)`` stamps into finite float32 network input.
 
-    ``valid`` defaults to ``np.isfinite(x)``; non-finite pixels are invalid even where ``valid``
-    says otherwise. Returns a new C-contiguous float32 array (``x`` is never modified) whose
-    invalid pixels are exactly 0.0. Vectorised over items and channels, deterministic.
+    ``valid`` defaults to ``np.isfinite(x)``; non-finite pixels (and fill values, when
+    ``config.fill_threshold`` is set) are invalid even where ``valid`` says otherwise. Returns a
+    new C-contiguous float32 array (``x`` is never modified) whose invalid pixels are exactly
+    0.0. Vectorised over items and channels, deterministic.
 
     >>> x = np.array([[[[1.0, 2.0], [3.0, np.nan]]]], dtype=np.float32)
     >>> preprocess(x, Preprocessing("identity"))
@@ -447,6 +470,9 @@ def preprocess(x: np.ndarray, config: Preprocessing, valid: np.ndarray | None = 
     with np.errstate(over="ignore", invalid="ignore"):
         pixels = np.asarray(array, dtype=np.float32)
     finite = np.isfinite(pixels)
+    if config.fill_threshold is not None:
+        # np.abs of a finite float32 is finite: the comparison cannot raise or warn.
+        finite &= np.abs(pixels) < np.float32(config.fill_threshold)
     if valid is None:
         mask = finite
     else:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.paper.methods import METHODS, PAPER_METHODS
+from bench.paper.real_alerts import DEFAULT_ALERTS
+from bench.paper.real_scenarios import REAL_CROP, REAL_SCENARIOS, real_scenario
 from bench.paper.runner import RunConfig, run
 from bench.paper.scenario import ScenarioConfig
 from models.augment import AUGMENTATIONS, Augmentation
@@ -20,7 +22,7 @@ from models.questions import StrategyMix
 
 # Learner defaults per dataset: digits are not rotation-invariant (a rotated 6 is a 9), so they
 # get shifts instead of the sky stamps' D4 symmetries.
-DATASET_AUGMENT: dict[str, Augmentation] = {"digits": "shift", "mnist": "shift"}
+DATASET_AUGMENT: dict[str, Augmentation] = {"digits": "shift", "mnist": "shift", "ztf-real": "d4"}
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -28,7 +30,25 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
+    p.add_argument("--dataset", choices=("digits", "mnist", "ztf-real"), default="digits")
+    p.add_argument(
+        "--scenario",
+        choices=sorted(REAL_SCENARIOS),
+        default="R1",
+        help="ztf-real: R1 asteroid hunter, R2 stream cleaner, R3 two users",
+    )
+    p.add_argument(
+        "--alerts", type=Path, default=DEFAULT_ALERTS, help="ztf-real: folder of Avro packets"
+    )
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="ztf-real: labels CSV (default: ALERTS/labels.csv)",
+    )
+    p.add_argument(
+        "--crop", type=int, default=REAL_CROP, help="ztf-real: central crop in pixels (0: 63x63)"
+    )
     p.add_argument("--normals", type=_ints, default=(0, 1, 2, 3), help="e.g. 0,1,2,3")
     p.add_argument("--anomaly", type=int, default=5)
     p.add_argument(
@@ -113,6 +133,8 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         questions=a.questions,
         noise=a.noise,
     )
+    if a.dataset == "ztf-real":
+        scenario = real_scenario(scenario, a.scenario, a.alerts, a.labels, a.crop)
     learner = LearnerConfig(
         encoder=EncoderConfig(), loss=a.loss, augment=a.augment or DATASET_AUGMENT[a.dataset]
     )

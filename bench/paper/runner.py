@@ -67,6 +67,13 @@ def oracle(label: int, scenario: ScenarioConfig) -> tuple[str, bool | None]:
     return str(label), None
 
 
+def _context(config: RunConfig, stream: Stream, seed: int) -> MethodContext:
+    spec = InputSpec(*stream.boot_x.shape[1:])
+    return MethodContext(
+        spec, config.learner, config.strategy, config.novelty_mix, config.reserve_share, seed
+    )
+
+
 def run_method(
     name: str, config: RunConfig, seed: int, stream: Stream | None = None
 ) -> list[dict[str, float]]:
@@ -76,11 +83,7 @@ def run_method(
     torch.set_num_threads(1)
     sc = config.scenario
     stream = stream or build_stream(sc, seed)
-    spec = InputSpec(*stream.boot_x.shape[1:])
-    ctx = MethodContext(
-        spec, config.learner, config.strategy, config.novelty_mix, config.reserve_share, seed
-    )
-    method = METHODS[name](ctx)
+    method = METHODS[name](_context(config, stream, seed))
     method.start(stream.boot_x, [str(y) for y in stream.boot_y])
     asked: set[int] = set()
     found = 0
@@ -118,18 +121,34 @@ def run_method(
     return nights
 
 
-def _job(args: tuple[RunConfig, int]) -> dict[str, list[dict[str, float]]]:
+SeedResult = dict[str, list[dict[str, float]]]
+
+
+def _job(args: tuple[RunConfig, int]) -> tuple[SeedResult, dict[str, float] | None]:
     config, seed = args
-    stream = build_stream(config.scenario, seed)
-    return {name: run_method(name, config, seed, stream) for name in config.methods}
-
-
-def aggregate(
-    per_seed: Sequence[dict[str, list[dict[str, float]]]], config: RunConfig
-) -> dict[str, Any]:
-    """Mean and std over seeds, per night and for the final night, in the documented JSON shape."""
-    methods: dict[str, Any] = {}
+    sc = config.scenario
+    stream = build_stream(sc, seed)
+    out: SeedResult = {}
     for name in config.methods:
+        if sc.two_users:
+            from bench.paper.two_users import run_two_users
+
+            out.update(run_two_users(name, sc, _context(config, stream, seed), stream))
+        else:
+            out[name] = run_method(name, config, seed, stream)
+    calibration = None
+    if sc.dataset == "ztf-real":
+        from bench.paper.calibration import calibration_scores
+
+        calibration = calibration_scores(sc, seed)
+    return out, calibration
+
+
+def aggregate(per_seed: Sequence[SeedResult], config: RunConfig) -> dict[str, Any]:
+    """Mean and std over seeds, per night and for the final night, in the documented JSON shape
+    (one entry per method, or per method and user with two users)."""
+    methods: dict[str, Any] = {}
+    for name in per_seed[0]:
         runs = [seed_result[name] for seed_result in per_seed]
         per_night = []
         for n in range(config.scenario.nights):
@@ -152,16 +171,22 @@ def run(
     """Every method and seed; seeds in parallel over ``jobs`` processes (default: all cores)."""
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(config.seeds)))
     args = [(config, seed) for seed in config.seeds]
-    results: list[dict[str, list[dict[str, float]]]] = []
+    done: list[tuple[SeedResult, dict[str, float] | None]] = []
     if jobs == 1:
         for a in args:
-            results.append(_job(a))
+            done.append(_job(a))
             if progress:
                 progress(f"seed {a[1]} done")
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             for a, res in zip(args, pool.map(_job, args), strict=True):
-                results.append(res)
+                done.append(res)
                 if progress:
                     progress(f"seed {a[1]} done")
-    return aggregate(results, config)
+    results = aggregate([r for r, _ in done], config)
+    calibrations = [c for _, c in done if c is not None]
+    if calibrations:
+        from bench.paper.calibration import summarize
+
+        results["calibration"] = {"per_seed": calibrations, **summarize(calibrations)}
+    return results

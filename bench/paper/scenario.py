@@ -30,6 +30,14 @@ class ScenarioConfig:
     noise: float = 0.1
     test_fraction: float = 0.3
     test_max_per_class: int = 400
+    # Real alerts (dataset "ztf-real", bench/paper/real_stream.py): the packets, the labels file,
+    # the classes by name (the int roles above index this tuple), the central crop (0: none),
+    # and "two_users" for R3 (one user hunts the anomaly, one the distractor).
+    alerts: str | None = None
+    labels: str | None = None
+    class_names: tuple[str, ...] = ()
+    crop: int = 0
+    two_users: bool = False
 
     def __post_init__(self) -> None:
         roles = [*self.normals, self.anomaly] + (
@@ -66,6 +74,8 @@ class Stream:
     night_of: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
+    # Real alerts only: the object of each bootstrap, pool and test item (the split's unit).
+    objects: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def _take(indices: list[int], n: int, what: str) -> list[int]:
@@ -80,6 +90,10 @@ def _take(indices: list[int], n: int, what: str) -> list[int]:
 
 def build_stream(config: ScenarioConfig, seed: int) -> Stream:
     """Split, draw and add noise deterministically for ``seed``."""
+    if config.dataset == "ztf-real":
+        from bench.paper.real_stream import build_real_stream
+
+        return build_real_stream(config, seed)
     x_all, y_all = load_dataset(config.dataset)  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
     classes = [*config.normals, config.anomaly]
