@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every `ahunt bench paper` run recorded in docs/BENCHMARKS.md, in order.
-# Usage: bash bench/paper_suite.sh [digits|mnist|ablations|all]   (results: bench/results, docs/img)
+# Usage: bash bench/paper_suite.sh [digits|mnist|ablations|ztf-real|all]   (results: bench/results, docs/img)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AHUNT=${AHUNT:-.venv/bin/ahunt}
@@ -18,6 +18,8 @@ PAPER=iforest-raw,iforest-static,iforest-dynamic,ahunt
 PEERS=aad-raw,aad-static,pine-raw,aad-raw-boot
 # The learner as issue 2 left it (before issue 7's longer fine-tuning and label smoothing).
 ISSUE2_LEARNER="--min-epoch-samples 512 --label-smoothing 0"
+# The AHUNT settings kept for real stamps (docs/BENCHMARKS.md "Real ZTF alerts").
+REAL_SETTINGS="--novelty-mix 0 --strategy top:0.67,random:0.33"
 
 if [[ $what == digits || $what == all ]]; then
     run digits-C --seeds 5 --methods $PAPER,$PEERS
@@ -28,6 +30,11 @@ if [[ $what == mnist || $what == all ]]; then
     run mnist-paper --seeds 5 $MNIST
     # The peers in their own run, so mnist-paper keeps issue 2's cost measurement.
     run mnist-peers --seeds 5 $MNIST --methods $PEERS
+fi
+if [[ $what == ztf-real || $what == all ]]; then
+    # Issue 12: real ZTF packets (../shared/data/alerts/ztf-real and its weak labels).
+    REAL="--dataset ztf-real --seeds 5 --methods $PAPER,$PEERS $REAL_SETTINGS"
+    for s in R1 R2 R3; do run "ztf-real-$s" --scenario $s $REAL; done
 fi
 if [[ $what == ablations || $what == all ]]; then
     for nm in 0 1; do run "ablation-digits-B-novelty$nm" --seeds 5 $B --methods ahunt --novelty-mix $nm; done

@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.paper.methods import METHODS, PAPER_METHODS
 from bench.paper.real_alerts import DEFAULT_ALERTS
-from bench.paper.real_scenarios import REAL_CROP, REAL_SCENARIOS, real_scenario
+from bench.paper.real_scenarios import REAL_CROP, REAL_SCENARIOS, real_scenario, real_summary
 from bench.paper.runner import RunConfig, run
 from bench.paper.scenario import ScenarioConfig
 from models.augment import AUGMENTATIONS, Augmentation
@@ -95,6 +95,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="share of the latent detector in the exploration (reserve) score",
     )
     p.add_argument("--reserve-share", type=float, default=0.2)
+    p.add_argument(
+        "--tta", action="store_true", help="AHUNT scores each stamp in its 8 D4 orientations"
+    )
     p.add_argument("--max-oversample", type=float, default=None)
     p.add_argument(
         "--label-smoothing",
@@ -151,7 +154,9 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         overrides["min_epoch_samples"] = a.min_epoch_samples
     learner = learner.with_(**overrides)
     seeds = tuple(range(a.first_seed, a.first_seed + a.seeds))
-    return RunConfig(scenario, methods, seeds, learner, a.strategy, a.novelty_mix, a.reserve_share)
+    return RunConfig(
+        scenario, methods, seeds, learner, a.strategy, a.novelty_mix, a.reserve_share, a.tta
+    )
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -178,6 +183,8 @@ def main(a: argparse.Namespace) -> int:
     )
     results = run(config, a.jobs, progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
     results["elapsed_seconds"] = round(time.perf_counter() - t0, 1)
+    if config.scenario.dataset == "ztf-real":
+        results.update(real_summary(config.scenario, a.scenario))
     print(f"final night ({config.scenario.nights}), mean +- std over {n} seeds:")
     print(format_table(results))
     print(f"elapsed {results['elapsed_seconds']} s")

@@ -14,6 +14,19 @@ from models.learner import AhuntLearner
 from models.questions import select_questions
 
 
+def d4_views(x: np.ndarray) -> list[np.ndarray]:
+    """The 8 rotations and flips of square (N, C, H, W) stamps, as contiguous arrays.
+
+    >>> [v[0, 0].tolist() for v in d4_views(np.arange(4.0).reshape(1, 1, 2, 2))][:2]
+    [[[0.0, 1.0], [2.0, 3.0]], [[1.0, 3.0], [0.0, 2.0]]]
+    """
+    views = []
+    for e in range(8):
+        y = x[..., ::-1] if e >= 4 else x
+        views.append(np.ascontiguousarray(np.rot90(y, e % 4, axes=(2, 3))))
+    return views
+
+
 class Ahunt:
     """AHUNT: the reserve-head CNN picks the questions and learns from every answer."""
 
@@ -32,8 +45,13 @@ class Ahunt:
         self.learner.fit_detector(self.train.x)
 
     def _class_scores(self, x: np.ndarray) -> np.ndarray:
-        pred = self.learner.predict(x)
-        return exploration_scores(pred.probs, pred.novelty, self.ctx.novelty_mix)
+        if not self.ctx.tta:
+            pred = self.learner.predict(x)
+            return exploration_scores(pred.probs, pred.novelty, self.ctx.novelty_mix)
+        preds = [self.learner.predict(view) for view in d4_views(x)]
+        probs = np.mean([p.probs for p in preds], axis=0)
+        novelty = np.mean([p.novelty for p in preds], axis=0)
+        return exploration_scores(probs, novelty, self.ctx.novelty_mix)
 
     def _weights(self) -> np.ndarray:
         return weight_vector(self.interest, self.learner.classes)

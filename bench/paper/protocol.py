@@ -35,6 +35,8 @@ class MethodContext:
     novelty_mix: float
     reserve_share: float
     seed: int
+    # Score every stamp in its 8 D4 orientations and average (sky stamps have no orientation).
+    tta: bool = False
 
 
 class Method(Protocol):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from bench.paper.scenario import ScenarioConfig
 
@@ -46,3 +47,23 @@ def real_scenario(
         crop=crop,
         two_users=two_users,
     )
+
+
+def real_summary(config: ScenarioConfig, name: str) -> dict[str, Any]:
+    """What the results file records about the real set: the scenario, the class counts, what
+    was left out, and the draws fitted to the counts."""
+    from bench.paper.real_stream import codes, data_for, plan
+
+    data = data_for(config)
+    return {
+        "scenario": name,
+        "alerts": {
+            "labelled": len(data.alert_ids),
+            "objects": len(set(data.objects.tolist())),
+            "by_class": data.counts(),
+            "unlabelled": data.unlabelled_alerts,
+            "labels_without_packet": data.missing_alerts,
+            "rejected_by_decoder": data.rejected,
+        },
+        "plan": plan(config, codes(data, config)).to_dict(config.class_names),
+    }

@@ -44,6 +44,7 @@ class RunConfig:
     strategy: StrategyMix
     novelty_mix: float = 0.5
     reserve_share: float = 0.2
+    tta: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +54,7 @@ class RunConfig:
             "strategy": str(self.strategy),
             "novelty_mix": self.novelty_mix,
             "reserve_share": self.reserve_share,
+            "tta": self.tta,
             "learner": self.learner.to_dict(),
         }
 
@@ -70,7 +72,13 @@ def oracle(label: int, scenario: ScenarioConfig) -> tuple[str, bool | None]:
 def _context(config: RunConfig, stream: Stream, seed: int) -> MethodContext:
     spec = InputSpec(*stream.boot_x.shape[1:])
     return MethodContext(
-        spec, config.learner, config.strategy, config.novelty_mix, config.reserve_share, seed
+        spec,
+        config.learner,
+        config.strategy,
+        config.novelty_mix,
+        config.reserve_share,
+        seed,
+        config.tta,
     )
 
 
@@ -86,6 +94,7 @@ def run_method(
     method = METHODS[name](_context(config, stream, seed))
     method.start(stream.boot_x, [str(y) for y in stream.boot_y])
     asked: set[int] = set()
+    asked_labels: list[int] = []
     found = 0
     test_anomaly = stream.test_y == sc.anomaly
     nights: list[dict[str, float]] = []
@@ -99,6 +108,7 @@ def run_method(
         if len(set(chosen)) != len(chosen) or asked & set(chosen):
             raise AssertionError(f"{name} asked an object twice")  # the never re-ask rule
         asked.update(chosen)
+        asked_labels += [int(stream.pool_y[i]) for i in chosen]
         answers = [Answer(i, *oracle(int(stream.pool_y[i]), sc)) for i in chosen]
         hits = sum(1 for a in answers if a.interesting)
         found += hits
@@ -118,7 +128,29 @@ def run_method(
                 "seconds": time.perf_counter() - t0,
             }
         )
+    nights[-1].update(breakdown(sc, test_scores, stream.test_y, sc.anomaly, asked_labels))
     return nights
+
+
+def class_name(sc: ScenarioConfig, c: int) -> str:
+    return sc.class_names[c] if sc.class_names else str(c)
+
+
+def breakdown(
+    sc: ScenarioConfig, test_scores: np.ndarray, test_y: np.ndarray, target: int, asked: list[int]
+) -> dict[str, float]:
+    """Where a method stands by the last night, class by class: the held-out AUROC of the hunted
+    class against each other class alone (which one it confuses the target with), and how many
+    questions went to each class."""
+    out: dict[str, float] = {}
+    for c in sorted(set(test_y.tolist()) - {target}):
+        pair = (test_y == target) | (test_y == c)
+        out[f"auroc_vs:{class_name(sc, c)}"] = metrics.auroc(
+            test_scores[pair], test_y[pair] == target
+        )
+    for c in sorted(set(test_y.tolist())):
+        out[f"asked:{class_name(sc, c)}"] = float(asked.count(c))
+    return out
 
 
 SeedResult = dict[str, list[dict[str, float]]]
@@ -161,8 +193,18 @@ def aggregate(per_seed: Sequence[SeedResult], config: RunConfig) -> dict[str, An
             "per_night": per_night,
             "seconds_per_seed": metrics.summarize([sum(n["seconds"] for n in run) for run in runs]),
             "runs": [{m: run[-1][m] for m in METRICS} for run in runs],
+            "by_class": {
+                key: metrics.summarize([run[-1].get(key, float("nan")) for run in runs])
+                for key in runs[0][-1]
+                if key.startswith(("auroc_vs:", "asked:"))
+            },
         }
     return {"config": config.to_dict(), "methods": methods}
+
+
+def _seed_line(seed: int, result: SeedResult) -> str:
+    aurocs = ", ".join(f"{m} {nights[-1]['test_auroc']:.3f}" for m, nights in result.items())
+    return f"seed {seed} done (held-out AUROC: {aurocs})"
 
 
 def run(
@@ -176,13 +218,13 @@ def run(
         for a in args:
             done.append(_job(a))
             if progress:
-                progress(f"seed {a[1]} done")
+                progress(_seed_line(a[1], done[-1][0]))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             for a, res in zip(args, pool.map(_job, args), strict=True):
                 done.append(res)
                 if progress:
-                    progress(f"seed {a[1]} done")
+                    progress(_seed_line(a[1], res[0]))
     results = aggregate([r for r, _ in done], config)
     calibrations = [c for _, c in done if c is not None]
     if calibrations:

@@ -20,6 +20,7 @@ import numpy as np
 from bench.paper import metrics
 from bench.paper.methods import METHODS, Ahunt
 from bench.paper.protocol import Answer, Method, MethodContext
+from bench.paper.runner import breakdown
 from bench.paper.scenario import ScenarioConfig, Stream
 from models.interest import Interest, answer, weight_vector
 from models.questions import select_questions
@@ -119,6 +120,7 @@ def run_two_users(
             own[u.name] = METHODS[name](ctx)
             own[u.name].start(stream.boot_x, boot_labels)
     asked: dict[str, set[int]] = {u.name: set() for u in users}
+    asked_labels: dict[str, list[int]] = {u.name: [] for u in users}
     found = dict.fromkeys(asked, 0)
     out: dict[str, list[dict[str, float]]] = {f"{name}@{u.name}": [] for u in users}
     for night in range(1, sc.nights + 1):
@@ -139,6 +141,7 @@ def run_two_users(
             if len(set(chosen)) != len(chosen) or asked[u.name] & set(chosen):
                 raise AssertionError(f"{name} asked {u.name} an object twice")
             asked[u.name].update(chosen)
+            asked_labels[u.name] += [int(stream.pool_y[i]) for i in chosen]
             answers = [Answer(i, *u.oracle(int(stream.pool_y[i]))) for i in chosen]
             hits = sum(1 for a in answers if a.interesting)
             found[u.name] += hits
@@ -161,5 +164,9 @@ def run_two_users(
             entries[u.name]["test_auroc"] = metrics.auroc(test_scores, is_target)
             entries[u.name]["test_ap"] = metrics.average_precision(test_scores, is_target)
             entries[u.name]["seconds"] = seconds / len(users)
+            if night == sc.nights:
+                entries[u.name].update(
+                    breakdown(sc, test_scores, stream.test_y, u.hunts, asked_labels[u.name])
+                )
             out[f"{name}@{u.name}"].append(entries[u.name])
     return out
