@@ -122,6 +122,7 @@ class Preprocessing:
 
     >>> Preprocessing().to_dict()
     {'kind': 'robust', 'clip': 20.0, 'softening': 3.0, 'stats_step': 1}
+
     ``fill_threshold`` (off by default, so existing models keep their exact input) also makes
     every pixel with ``|value| >= fill_threshold`` invalid: ZTF writes some masked pixels as a
     finite fill value (-3.4e38) instead of NaN, which a robust scale would otherwise clip to

@@ -440,11 +440,33 @@ def test_preprocessing_round_trip() -> None:
         {"clip": True},
         {"stats_step": 0},
         {"stats_step": 1.5},
+        {"fill_threshold": 0.0},
+        {"fill_threshold": float("inf")},
+        {"fill_threshold": True},
     ],
 )
 def test_preprocessing_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="Preprocessing"):
         Preprocessing(**kwargs)  # type: ignore[arg-type]
+
+
+def test_fill_threshold_masks_ztf_fill_values_only_when_set() -> None:
+    """ZTF writes some masked pixels as -3.4e38 (finite in float32): with ``fill_threshold`` they
+    are invalid (0.0, and out of the median/MAD); without it, today's behaviour is kept."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(100.0, 5.0, size=(1, 1, 16, 16)).astype(np.float32)
+    filled = x.copy()
+    filled[0, 0, :3, :] = np.float32(-3.4e38)  # a CCD edge's worth of fill, under half the stamp
+    masked = filled.copy()
+    masked[0, 0, :3, :] = np.nan
+    fill = Preprocessing(fill_threshold=1e30)
+    out = preprocess(filled, fill)
+    assert np.array_equal(out, preprocess(masked, ROBUST))
+    assert (out[0, 0, :3] == 0.0).all()
+    # The option off: the fill values are pixels (clipped to -clip), as before.
+    assert (preprocess(filled, ROBUST)[0, 0, :3] == -ROBUST.clip).all()
+    assert Preprocessing.from_dict(fill.to_dict()) == fill
+    assert "fill_threshold" not in ROBUST.to_dict()  # old manifests stay byte for byte
 
 
 def test_preprocessing_from_dict_rejects_unknown_keys() -> None:
