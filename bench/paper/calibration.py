@@ -24,6 +24,7 @@ def calibration_scores(config: ScenarioConfig, seed: int) -> dict[str, float]:
     """Held-out AUROC / AP of the supervised model for each hunted class (``auroc`` and ``ap``
     for the anomaly; with two users also ``auroc@<distractor>``)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
 
     data = data_for(config)
     y_all = codes(data, config)
@@ -34,8 +35,12 @@ def calibration_scores(config: ScenarioConfig, seed: int) -> dict[str, float]:
     )
     x = crop_centre(np.asarray(data.x[idx]), CALIBRATION_CROP).reshape(len(idx), -1)
     y = y_all[idx]
-    model = HistGradientBoostingClassifier(random_state=seed).fit(x[~held], y[~held])
-    probs = model.predict_proba(x[held])
+    # One OpenMP thread: seeds already run one per core, and OpenMP's spinning barriers on an
+    # oversubscribed machine made each fit many times slower (measured: the seed workers spent
+    # as much CPU in the second thread as in the first).
+    with threadpool_limits(limits=1):
+        model = HistGradientBoostingClassifier(random_state=seed).fit(x[~held], y[~held])
+        probs = model.predict_proba(x[held])
     column = {int(c): i for i, c in enumerate(model.classes_)}
     out: dict[str, float] = {}
     targets: list[tuple[str, int]] = [("", config.anomaly)]
