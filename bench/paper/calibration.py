@@ -35,9 +35,9 @@ def calibration_scores(config: ScenarioConfig, seed: int) -> dict[str, float]:
     )
     x = crop_centre(np.asarray(data.x[idx]), CALIBRATION_CROP).reshape(len(idx), -1)
     y = y_all[idx]
-    # One OpenMP thread: seeds already run one per core, and OpenMP's spinning barriers on an
-    # oversubscribed machine made each fit many times slower (measured: the seed workers spent
-    # as much CPU in the second thread as in the first).
+    # One OpenMP thread: seeds already run one per core. With the default (one per core) the
+    # seed workers on the loaded shared machine spent nearly as much CPU in a second thread as
+    # in the main one; with one thread a fit costs ~12 s of CPU.
     with threadpool_limits(limits=1):
         model = HistGradientBoostingClassifier(random_state=seed).fit(x[~held], y[~held])
         probs = model.predict_proba(x[held])
