@@ -2,11 +2,17 @@
 files, so the section quotes measured numbers only:
 
     python -m bench.paper.real_report bench/results/ztf-real-R1.json [...R2.json R3.json]
+    python -m bench.paper.real_report --progress bench/results/ztf-real-R1.log [...]
+
+``--progress`` reads the per-seed lines a run prints to stderr (``seed N done (held-out AUROC:
+method value, ...)``): the seeds a run had finished when it was stopped.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -131,7 +137,35 @@ def settings(results: dict[str, Any]) -> str:
     )
 
 
+_SEED_LINE = re.compile(r"seed (\d+) done \(held-out AUROC: (.*)\)")
+
+
+def progress_table(paths: list[str]) -> str:
+    """Held-out AUROC per method over the seeds each stopped run had finished."""
+    lines = ["| run | seeds finished | method: held-out AUROC per seed (mean) |", "|---|---|---|"]
+    for path in paths:
+        per_method: dict[str, list[float]] = {}
+        seeds = []
+        for line in Path(path).read_text().splitlines():
+            match = _SEED_LINE.search(line)
+            if not match:
+                continue
+            seeds.append(match.group(1))
+            for part in match.group(2).split(", "):
+                name, value = part.rsplit(" ", 1)
+                per_method.setdefault(name, []).append(float(value))
+        cells = "; ".join(
+            f"{m}: {' / '.join(f'{v:.3f}' for v in vs)} ({statistics.fmean(vs):.3f})"
+            for m, vs in per_method.items()
+        )
+        lines.append(f"| {Path(path).stem} | {', '.join(seeds) or 'none'} | {cells} |")
+    return "\n".join(lines)
+
+
 def main(paths: list[str]) -> int:
+    if paths and paths[0] == "--progress":
+        print(progress_table(paths[1:]))
+        return 0
     named = []
     for path in paths:
         results = json.loads(Path(path).read_text())
