@@ -143,3 +143,17 @@ def test_the_command_runs_on_real_packets(subset: Path, tmp_path: Path, scenario
         assert len(res["per_night"]) == 2
     assert 0.0 <= results["calibration"]["auroc"]["mean"] <= 1.0
     assert results["config"]["class_names"][:2] == ["real_other", "star_variable"]
+
+
+def test_progress_lines_render_the_finished_seeds(tmp_path: Path) -> None:
+    from bench.paper.real_report import progress_table
+
+    log = tmp_path / "ztf-real-R9.log"
+    log.write_text(
+        "ahunt bench paper: ztf-real, methods ahunt, 5 seeds, 15 nights\n"
+        "  seed 0 done (held-out AUROC: iforest-raw 0.400, ahunt 0.900)\n"
+        "  seed 1 done (held-out AUROC: iforest-raw 0.200, ahunt 0.800)\n"
+    )
+    row = progress_table([str(log)]).splitlines()[-1]
+    assert row.startswith("| ztf-real-R9 | 0, 1 |")
+    assert "ahunt: 0.900 / 0.800 (0.850)" in row and "iforest-raw: 0.400 / 0.200 (0.300)" in row
