@@ -135,7 +135,7 @@ class Scorer:
         dead: list[DeadLetter] = []
         by_survey: dict[str, list[Alert]] = defaultdict(list)
         origins: dict[str, list[Origin]] = defaultdict(list)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         for m in messages:
             for index, result in enumerate(decode_message(m.value() or b"", self.schemas)):
                 if isinstance(result, Rejected):
@@ -144,7 +144,7 @@ class Scorer:
                 else:
                     by_survey[result.survey].append(result)
                     origins[result.survey].append((m, index))
-        self.metrics.stage_seconds.labels("decode").observe(time.perf_counter() - t0)
+        self.metrics.stage("decode", t0, c0)
 
         outputs: list[OutMessage] = []
         pipe = self.redis.pipeline(transaction=False)
@@ -161,7 +161,9 @@ class Scorer:
             outputs += outs
             dead += refused
         self._save_warmup(pipe)
+        t0, c0 = time.perf_counter(), time.thread_time()
         pipe.execute()  # raises on failure: nothing is committed, the batch replays
+        self.metrics.stage("redis", t0, c0)
         for d in dead:
             for p in d.problems:
                 self.metrics.dead_letters.labels(p.reason).inc()
@@ -185,18 +187,18 @@ class Scorer:
     ) -> tuple[list[OutMessage], list[DeadLetter]]:
         wall = time.time()
         now = self._clock(survey, alerts, wall)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         selector = self._selector(survey, model.version)
         batch = score_batch(
             alerts, model, self.users, selector, now, self.settings.novelty_mix, self.rng
         )
-        self.metrics.stage_seconds.labels("score").observe(time.perf_counter() - t0)
+        self.metrics.stage("score", t0, c0)
         self.metrics.scored.labels(survey).inc(len(batch.alerts))
         refused = list(batch.refused)
         if any(r.reason == "non_finite_output" for r in refused):
             count = sum(r.reason == "non_finite_output" for r in refused)
             self.metrics.non_finite_outputs.labels(survey).inc(count)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         mine = [origins[int(i)] for i in batch.rows]
         outputs, failed = self._publish(batch, mine, wall)
         refused += [Refusal(int(batch.rows[i]), "encoding_failed", e) for i, e in failed.items()]
@@ -211,7 +213,7 @@ class Scorer:
             ],
         )
         self.warmup.offer(survey, batch.alerts)
-        self.metrics.stage_seconds.labels("route").observe(time.perf_counter() - t1)
+        self.metrics.stage("route", t1, c1)
         error_class = {"encoding_failed": "EncodingError"}
         dead = [
             _dead(

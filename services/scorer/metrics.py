@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.common.metrics import LATENCY_BUCKETS, ServiceMetrics
@@ -67,6 +69,14 @@ class ScorerMetrics(ServiceMetrics):
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # CPU seconds of the scoring thread in each stage (time.thread_time): on a shared
+        # machine wall time includes waiting for a core, CPU time is the stage's own cost.
+        self.stage_cpu_seconds = Counter(
+            "ahunt_scorer_stage_cpu_seconds_total",
+            "CPU seconds of the scoring thread in each stage",
+            ["stage"],
+            registry=r,
+        )
         self.end_to_end_seconds = Histogram(
             "ahunt_scorer_end_to_end_seconds",
             "from the alert's Kafka timestamp to its batch being committed",
@@ -104,6 +114,12 @@ class ScorerMetrics(ServiceMetrics):
             "every budget)",
             registry=r,
         )
+
+    def stage(self, name: str, wall_start: float, cpu_start: float) -> None:
+        """Record a stage that began at ``wall_start`` (perf_counter) and ``cpu_start``
+        (thread_time)."""
+        self.stage_seconds.labels(name).observe(time.perf_counter() - wall_start)
+        self.stage_cpu_seconds.labels(name).inc(max(0.0, time.thread_time() - cpu_start))
 
     def dead_letter_event(self, event: str, label: str) -> None:
         """The consumer loop's dead-letter events (``services.common.kafka.DeadLetterEvent``)."""
