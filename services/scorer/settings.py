@@ -40,6 +40,13 @@ class ScorerSettings(Settings):
     clock: Literal["event", "wall"] = Field(
         default="event", description="budget clock: alert observation time or wall time"
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="scorer processes in this container, one consumer group (`ahunt scorer "
+        "--workers`): about one per core; partitions >= replicas x workers",
+    )
     metrics_port: int = Field(default=9101, ge=0, le=65535, description="0 disables /metrics")
     users_refresh_s: float = Field(default=5.0, gt=0)
     models_refresh_s: float = Field(
