@@ -208,6 +208,7 @@ def stage_summary(metrics_urls: list[str]) -> dict[str, Any]:
     buckets: dict[str, dict[float, float]] = {}
     sums: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    producer_ms: dict[str, float] = {}  # librdkafka's windows, worst worker
     published = consumed = 0.0
     for url in metrics_urls:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -217,6 +218,10 @@ def stage_summary(metrics_urls: list[str]) -> dict[str, Any]:
                 published += sum(s.value for s in family.samples if s.name.endswith("_total"))
             if family.name == "ahunt_scorer_alerts_consumed":
                 consumed += sum(s.value for s in family.samples if s.name.endswith("_total"))
+            if family.name == "ahunt_scorer_producer_latency_seconds":
+                for sample in family.samples:
+                    name = f"{sample.labels['window']}_{sample.labels['quantile']}"
+                    producer_ms[name] = max(producer_ms.get(name, 0.0), 1000 * sample.value)
             if family.name == "ahunt_scorer_stage_cpu_seconds":
                 for sample in family.samples:
                     if sample.name.endswith("_total"):
@@ -233,6 +238,8 @@ def stage_summary(metrics_urls: list[str]) -> dict[str, Any]:
                 elif sample.name.endswith("_sum"):
                     sums[stage] = sums.get(stage, 0.0) + sample.value
     out: dict[str, Any] = {"published": published, "consumed": consumed}
+    if producer_ms:
+        out["producer_latency_ms"] = {k: round(v, 2) for k, v in sorted(producer_ms.items())}
     for stage, per in buckets.items():
         bounds = sorted(per)
         count = per[bounds[-1]]
@@ -377,6 +384,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     "AHUNT_SCORER_GROUP_ID": group,
                     "AHUNT_SCORER_BATCH_SIZE": "64",
                     "AHUNT_SCORER_POLL_TIMEOUT_S": "0.02",
+                    # librdkafka's windows: the last one read at the end covers the steady state
+                    "KAFKA_STATISTICS_INTERVAL_MS": str(int(1000 * a.latency_seconds)),
                 },
                 ports,
             )

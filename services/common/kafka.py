@@ -84,6 +84,10 @@ def producer(settings: KafkaSettings, bootstrap: str, **extra: Any) -> Producer:
         "compression.type": "none",
         **extra,
     }
+    if settings.statistics_interval_ms and "stats_cb" in extra:
+        config["statistics.interval.ms"] = settings.statistics_interval_ms
+    else:
+        config.pop("stats_cb", None)  # librdkafka would compute statistics nobody reads
     return Producer(config)
 
 

@@ -75,6 +75,12 @@ class KafkaSettings(Settings):
     # whole wait even when data is there (measured: p50 254 ms at librdkafka's 500 ms default,
     # 11 ms at 20 ms), and on Apache Kafka it only bounds idle polling.
     fetch_wait_max_ms: int = Field(default=20, ge=1, le=10_000)
+    statistics_interval_ms: int = Field(
+        default=0,
+        ge=0,
+        description="librdkafka statistics every this many ms, 0 off (the scorer exports its "
+        "producer's per-broker rtt, int_latency and outbuf_latency)",
+    )
     topic_partitions: int = Field(default=2, ge=1, description="partitions of topics we create")
     replication_factor: int = Field(default=1, ge=1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -77,6 +78,15 @@ class ScorerMetrics(ServiceMetrics):
             ["stage"],
             registry=r,
         )
+        self.producer_latency = Gauge(
+            "ahunt_scorer_producer_latency_seconds",
+            "librdkafka's producer latencies over the last statistics window "
+            "(KAFKA_STATISTICS_INTERVAL_MS), worst broker: rtt (request round trip), "
+            "int_latency (queued in the client before sending), outbuf_latency (waiting for a "
+            "free request slot)",
+            ["window", "quantile"],
+            registry=r,
+        )
         self.end_to_end_seconds = Histogram(
             "ahunt_scorer_end_to_end_seconds",
             "from the alert's Kafka timestamp to its batch being committed",
@@ -120,6 +130,16 @@ class ScorerMetrics(ServiceMetrics):
         (thread_time)."""
         self.stage_seconds.labels(name).observe(time.perf_counter() - wall_start)
         self.stage_cpu_seconds.labels(name).inc(max(0.0, time.thread_time() - cpu_start))
+
+    def kafka_statistics(self, text: str) -> None:
+        """librdkafka's ``stats_cb``: per-broker latency windows (microseconds) to gauges."""
+        brokers = [
+            b for b in json.loads(text).get("brokers", {}).values() if b.get("nodeid", -1) >= 0
+        ]
+        for window in ("rtt", "int_latency", "outbuf_latency"):
+            for quantile in ("p50", "p99", "max"):
+                worst = max((b.get(window, {}).get(quantile, 0) for b in brokers), default=0)
+                self.producer_latency.labels(window, quantile).set(worst / 1e6)
 
     def dead_letter_event(self, event: str, label: str) -> None:
         """The consumer loop's dead-letter events (``services.common.kafka.DeadLetterEvent``)."""
