@@ -281,12 +281,12 @@ class Scorer:
                 continue
             meta = cache_meta(batch, i, wall, background=i not in delivered)
             store.cache_alert(pipe, a.alert_id, meta, batch.stamps[i], a.cutout_bytes, ttl)
+        per_user: dict[str, dict[str, dict[str, object]]] = defaultdict(dict)
         for d in batch.deliveries:
-            if d.alert in failed:
-                continue
-            alert_id = batch.alerts[d.alert].alert_id
-            record = delivery_record(batch, d, wall)
-            store.record_delivery(pipe, d.user, alert_id, record, ttl, self.settings.candidates_max)
+            if d.alert not in failed:
+                per_user[d.user][batch.alerts[d.alert].alert_id] = delivery_record(batch, d, wall)
+        for user, records in per_user.items():  # four commands per user, not per delivery
+            store.record_deliveries(pipe, user, records, ttl, self.settings.candidates_max)
 
     def _save_warmup(self, pipe: redis.client.Pipeline) -> None:
         """Every ``warmup_save_s``, the warm-up sets that changed, for the next replica."""

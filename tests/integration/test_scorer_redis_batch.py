@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import redis
 from confluent_kafka import Message
 from prometheus_client import CollectorRegistry
@@ -50,3 +51,37 @@ def test_one_batch_is_one_transaction_and_every_delivered_alert_is_cached(
     for out in outputs:  # cached (with its stamp) before the loop produces it
         alert_id = schemas.decode(schemas.USER_ALERT, out.value)["alert_id"]
         assert redis_client.hexists(keys.alert_key(alert_id), "stamp")
+
+
+def test_a_users_deliveries_of_a_batch_in_four_commands_leave_the_same_state(
+    redis_client: redis.Redis,
+) -> None:
+    """Batched per user (hset mapping, one zadd, one trim, one expire) as one call per delivery
+    did: the same delivery records and the same best ``candidates_max`` candidates."""
+    rng = np.random.default_rng(3)
+    deliveries = {f"a{i}": {"score": float(rng.random()), "reason": "top"} for i in range(40)}
+    before = {"a-old": {"score": 0.5, "reason": "top"}}
+    results = []
+    for user, batched in (("one-by-one", False), ("batched", True)):
+        pipe = redis_client.pipeline(transaction=True)
+        store.record_delivery(pipe, user, "a-old", before["a-old"], 3600, 10)  # an earlier batch
+        if batched:
+            store.record_deliveries(pipe, user, deliveries, 3600, 10)
+        else:
+            for alert_id, d in deliveries.items():
+                store.record_delivery(pipe, user, alert_id, d, 3600, 10)
+        sent = len(pipe.command_stack)
+        pipe.execute()
+        results.append(
+            (
+                redis_client.hgetall(keys.delivered_key(user)),
+                redis_client.zrange(keys.candidates_key(user), 0, -1, withscores=True),
+                sent,
+            )
+        )
+        assert 0 < redis_client.ttl(keys.delivered_key(user)) <= 3600
+    (hash_a, best_a, sent_a), (hash_b, best_b, sent_b) = results
+    assert hash_a == hash_b and len(hash_a) == 41
+    assert best_a == best_b and len(best_a) == 10
+    assert best_b[0][1] == sorted([0.5, *(d["score"] for d in deliveries.values())])[-10]
+    assert (sent_a, sent_b) == (4 + 4 * 40, 4 + 4)
