@@ -188,6 +188,8 @@ def stack(
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "KAFKA_SESSION_TIMEOUT_MS": "3000",
             "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+            # the scorer's librdkafka latency windows (a dashboard panel reads them)
+            "KAFKA_STATISTICS_INTERVAL_MS": "1000",
             "REDIS_URL": redis_server.url,
             "OMP_NUM_THREADS": "1",
             "AHUNT_SCORER_INPUT_TOPICS": json.dumps([topic]),
