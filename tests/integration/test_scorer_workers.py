@@ -91,3 +91,28 @@ def test_two_workers_share_the_partitions_and_stop_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_workers_that_keep_failing_end_the_command_with_an_error(tmp_path: Path) -> None:
+    """A configuration every worker refuses (a weak model signing key): the supervisor restarts
+    them with a backoff, then gives up and exits 1 instead of restarting forever."""
+    log = tmp_path / "failing.log"
+    env = {
+        **os.environ,
+        "AHUNT_MODEL_SIGNING_KEY": "short",
+        "AHUNT_SCORER_METRICS_PORT": "0",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",  # never reached: the key is refused first
+    }
+    with open(log, "ab") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "services.scorer", "--workers", "2"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+        )
+    text = log.read_text()
+    assert proc.returncode == 1, text[-3000:]
+    assert text.count("signing key must hold at least 32 bytes") >= 6  # restarted, then gave up
+    assert "stopping all workers" in text
