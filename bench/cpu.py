@@ -33,6 +33,15 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15)
 
 
+def runnable() -> int:
+    """Processes running or ready to run on the machine now (``procs_running`` of /proc/stat,
+    this one included): above the core count, someone waits for a CPU."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("procs_running "):
+            return int(line.split()[1])
+    return 0
+
+
 def _parents() -> dict[int, int]:
     """pid -> parent pid of every process (``/proc/<pid>/stat``, field 4)."""
     out: dict[int, int] = {}

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import TopicPartition
 
-from bench.cpu import CpuMeter, roles
+from bench.cpu import CpuMeter, roles, runnable
 
 REPO = Path(__file__).resolve().parents[1]
 WARMUP_S = 5.0  # seconds of traffic before the latency clock starts
@@ -404,6 +404,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 warm: list[float] = []
                 sent = 0
                 lat_meter: CpuMeter | None = None
+                run_queue: list[int] = []  # runnable processes, sampled every 100 ms
+                next_sample = 0.0
                 while sent < n or len(latencies) + len(warm) < sent:
                     target = min(n, int((time.perf_counter() - t_start) * a.latency_rate))
                     while sent < target:
@@ -413,6 +415,9 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                         paced.produce(topic, messages[sent % len(messages)])
                         sent += 1
                     paced.poll(0)
+                    if steady_from_ms is not None and time.perf_counter() >= next_sample:
+                        run_queue.append(runnable())
+                        next_sample = time.perf_counter() + 0.1
                     for m in reader.consume(500, 0.01):
                         if m.error() is None:
                             src = dict(m.headers() or []).get("ahunt-source-timestamp-ms")
@@ -441,6 +446,13 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     "p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
                     "p99_ms": float(np.percentile(lat, 99)) if lat.size else None,
                     "max_ms": float(lat.max()) if lat.size else None,
+                    # the machine's run queue in the steady state (2 cores: > 2 means waiting)
+                    "run_queue": {
+                        "cores": os.cpu_count(),
+                        "p50": float(np.percentile(run_queue, 50)) if run_queue else None,
+                        "p99": float(np.percentile(run_queue, 99)) if run_queue else None,
+                        "max": max(run_queue) if run_queue else None,
+                    },
                     # warm-up included: where a slow batch's time went
                     "scorers": stage_summary([f"http://127.0.0.1:{p}/metrics" for p in ports]),
                 }
@@ -518,7 +530,9 @@ def summary(results: dict[str, Any]) -> str:
     if latency:
         lines.append(
             f"latency at {latency['rate_per_s']:.0f}/s: p50 {latency['p50_ms']} ms, "
-            f"p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms"
+            f"p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms; run queue p50 "
+            f"{latency['run_queue']['p50']}, p99 {latency['run_queue']['p99']} "
+            f"on {latency['run_queue']['cores']} cores"
         )
     if ref:
         lines.append(

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from bench.cpu import CpuMeter, cpu_seconds, roles
+from bench.cpu import CpuMeter, cpu_seconds, roles, runnable
 
 BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
 
@@ -34,3 +34,7 @@ def test_a_child_scorer_is_found_and_its_cpu_charged_per_alert() -> None:
     assert 0.0 < per_alert["scorer"] <= 10.0 + 0.1
     assert out["scorer_path_ms_per_alert"] == per_alert["scorer"]
     assert cpu_seconds(child.pid) is None  # a process that is gone reads as None, not 0
+
+
+def test_the_run_queue_counts_at_least_this_process() -> None:
+    assert runnable() >= 1  # this process is running while it reads it
