@@ -35,8 +35,10 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from models.taxonomy import RESERVE
 from services.common import keys
 from services.common.kafka import Delivery
+from services.common.metrics import BoundedValues
 from services.feedback import storage
 from services.feedback.auth import SCHEME, TokenCache
 from services.feedback.batching import RedisBatcher
@@ -188,6 +190,10 @@ def create_app(
         settings.auth_failures_per_s, settings.auth_failures_burst
     )
     app.state.batcher = RedisBatcher(redis)
+    # Label names are users' input: a bounded set of them become metric label values.
+    app.state.class_series = BoundedValues(
+        settings.metrics_other_classes, {*settings.metrics_classes, RESERVE}
+    )
     app.state.publisher = None
     app.state.durable = None
     app.state.streams = StreamHub(

@@ -35,6 +35,7 @@ from services.common.kafka import (
     partition_lags,
     producer,
 )
+from services.common.metrics import BoundedValues
 from services.common.registry import Registry
 from services.common.settings import KafkaSettings, ModelSigningSettings, RedisSettings
 from services.common.topics import DEAD_LETTERS, user_topic
@@ -75,6 +76,10 @@ class Scorer:
         warmup: WarmupSet | None = None,
     ) -> None:
         self.settings, self.slot, self.redis, self.metrics = settings, slot, redis_client, metrics
+        # Per-user series only if asked for, and a bounded number (users are not configuration).
+        self.user_series = BoundedValues(
+            settings.metrics_per_user, other="other" if settings.metrics_per_user else "all"
+        )
         self.schemas = schema_source
         self.warmup = warmup or WarmupSet(settings.warmup_alerts)
         self.rng = np.random.default_rng(settings.seed)
@@ -260,7 +265,7 @@ class Scorer:
             )
         for d in batch.deliveries:
             if d.alert not in failed:
-                self.metrics.published.labels(d.user, d.reason).inc()
+                self.metrics.published.labels(self.user_series(d.user), d.reason).inc()
         return [out for outs in by_alert.values() for out in outs], failed
 
     def _cache(

@@ -23,7 +23,8 @@ class ScorerMetrics(ServiceMetrics):
         )
         self.published = Counter(
             "ahunt_scorer_published_total",
-            "alerts published to a user's topic",
+            "alerts published to users' topics (user: 'all', or per user for the first "
+            "AHUNT_SCORER_METRICS_PER_USER users, 'other' beyond)",
             ["user", "reason"],
             registry=r,
         )
