@@ -93,6 +93,15 @@ class Scorer:
         self._users_loaded_at = -1e18
         self._warmup_saved_at = time.monotonic()
 
+    def paused(self, exc: BaseException | None) -> None:
+        """The loop paused on a Redis error (``exc``) or resumed (``None``). The failed batch
+        already spent budgets in memory, not in Redis: drop the selectors, so the batch's replay
+        restores them from what Redis holds (as a restarted scorer would)."""
+        if exc is not None:
+            self.selectors.clear()
+            self.selector_models.clear()
+            self.metrics.redis_pauses.inc()
+
     def refresh_users(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._users_loaded_at < self.settings.users_refresh_s:
@@ -338,6 +347,18 @@ def partition_share(
     return min(1.0, mine / total) if total else 1.0
 
 
+# Redis unavailable for now (restarting, loading, a replica after a failover, full): the loop
+# pauses at its last commit and retries, instead of exiting.
+REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.MasterDownError,
+)
+
+
 def build_loop(
     settings: ScorerSettings,
     kafka: KafkaSettings,
@@ -391,6 +412,8 @@ def build_loop(
         ),
         prefix_bytes=settings.dead_letter_prefix_bytes,
         on_dead_letter=metrics.dead_letter_event,
+        pause_on=REDIS_UNAVAILABLE,
+        on_pause=scorer.paused,
     )
     # Lag costs broker round trips: refresh it at most every lag_refresh_s, after a commit.
     last_lag = [-float("inf")]

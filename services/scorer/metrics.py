@@ -89,6 +89,11 @@ class ScorerMetrics(ServiceMetrics):
             ["survey", "version"],
             registry=r,
         )
+        self.redis_pauses = Counter(
+            "ahunt_scorer_redis_pauses_total",
+            "batches paused at the last commit because Redis was unavailable (retried)",
+            registry=r,
+        )
         self.model_swaps = Counter(
             "ahunt_scorer_model_swaps_total", "models swapped in", ["survey"], registry=r
         )
