@@ -328,7 +328,7 @@ class ConsumerLoop:
     # one after the last commit), ``on_pause`` is told (the handler drops state it derived from
     # the failed batch), and the batch is tried again every ``pause_s``, polling meanwhile so the
     # consumer stays in its group.
-    pause_on: tuple[type[BaseException], ...] = ()
+    pause_if: Callable[[Exception], bool] | None = None
     pause_s: float = 1.0
     on_pause: Callable[[BaseException | None], None] | None = None
     stopping: bool = False
@@ -349,7 +349,9 @@ class ConsumerLoop:
         started = time.perf_counter()
         try:
             outputs, dead = self.handler(good)
-        except self.pause_on as exc:
+        except Exception as exc:
+            if self.pause_if is None or not self.pause_if(exc):
+                raise
             self._pause(good, exc)
             return False
         if self._paused_since is not None:

@@ -22,7 +22,7 @@ import numpy as np
 import redis
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from services.common import keys, schemas, store
+from services.common import keys, redis_errors, schemas, store
 from services.common.alerts import Alert, Rejected, SchemaSource, decode_message
 from services.common.dead_letters import DeadLetter, OriginalStore, Problem
 from services.common.infra import endpoints
@@ -347,18 +347,6 @@ def partition_share(
     return min(1.0, mine / total) if total else 1.0
 
 
-# Redis unavailable for now (restarting, loading, a replica after a failover, full): the loop
-# pauses at its last commit and retries, instead of exiting.
-REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    redis.ConnectionError,
-    redis.TimeoutError,
-    redis.exceptions.ReadOnlyError,
-    redis.exceptions.OutOfMemoryError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.MasterDownError,
-)
-
-
 def build_loop(
     settings: ScorerSettings,
     kafka: KafkaSettings,
@@ -412,7 +400,7 @@ def build_loop(
         ),
         prefix_bytes=settings.dead_letter_prefix_bytes,
         on_dead_letter=metrics.dead_letter_event,
-        pause_on=REDIS_UNAVAILABLE,
+        pause_if=redis_errors.unavailable,  # Redis away or refusing: pause at the last commit
         on_pause=scorer.paused,
     )
     # Lag costs broker round trips: refresh it at most every lag_refresh_s, after a commit.
