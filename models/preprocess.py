@@ -181,14 +181,30 @@ def _place(size: int, target: int) -> tuple[int, int, int]:
     return (size - target) // 2, 0, target
 
 
+# ZTF writes some masked pixels as a fill value (-3.4e38, float32's lowest, in 1 of 738 real
+# stamps) instead of NaN. No real pixel comes near 1e30 counts, so such values are invalid
+# pixels exactly as NaN is; left in, one of them dominated the stamp's scale and flattened it.
+FILL_LIMIT = np.float32(1e30)
+
+
+def usable(pixels: np.ndarray) -> np.ndarray:
+    """Valid pixels: finite and below :data:`FILL_LIMIT` in magnitude (NaN compares False).
+
+    >>> usable(np.array([1.0, np.nan, -np.inf, -3.4e38, 1e29], dtype=np.float32)).tolist()
+    [True, False, False, False, True]
+    """
+    with np.errstate(invalid="ignore"):
+        return cast(np.ndarray, np.abs(pixels) < FILL_LIMIT)
+
+
 def fit_stamp(stamp: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Fit one 2-D stamp of any size into ``height`` x ``width``.
 
     Returns ``(pixels, valid)``: a native float32 array and a bool mask, both exactly
     ``(height, width)``. Smaller stamps are centred (odd remainder after the stamp, see
     :func:`_place`) with NaN padding that is invalid; larger stamps are centre-cropped;
-    non-finite pixels are invalid. Any int or float dtype, either byte order (FITS is big-endian),
-    is accepted.
+    non-finite pixels and fill values (:func:`usable`) are invalid and NaN in ``pixels``. Any
+    int or float dtype, either byte order (FITS is big-endian), is accepted.
 
     Centring is what we can do from the pixels alone: a stamp cut at a CCD edge has lost pixels
     on one side only, so the source is then off-centre by up to half the missing width. The valid
@@ -223,8 +239,12 @@ def fit_stamp(stamp: np.ndarray, height: int, width: int) -> tuple[np.ndarray, n
         pixels[dst_r : dst_r + n_r, dst_c : dst_c + n_c] = array[
             src_r : src_r + n_r, src_c : src_c + n_c
         ]
-    # Padding is NaN, so one isfinite marks padding and bad pixels (NaN, +-inf) alike.
-    return pixels, np.isfinite(pixels)
+    # Padding is NaN, so one comparison marks padding and bad pixels (NaN, +-inf, fill values)
+    # alike; fill values become NaN too, so the raw stamp is NaN wherever it is invalid.
+    valid = usable(pixels)
+    if not valid.all():
+        pixels[~valid] = np.nan
+    return pixels, valid
 
 
 def assemble(
@@ -423,8 +443,9 @@ def _robust(
 def preprocess(x: np.ndarray, config: Preprocessing, valid: np.ndarray | None = None) -> np.ndarray:
     """Turn raw ``(N, C, H, W)`` stamps into finite float32 network input.
 
-    ``valid`` defaults to ``np.isfinite(x)``; non-finite pixels are invalid even where ``valid``
-    says otherwise. Returns a new C-contiguous float32 array (``x`` is never modified) whose
+    ``valid`` defaults to :func:`usable` pixels (finite, no fill values); non-finite pixels are
+    invalid even where ``valid`` says otherwise (a mask from :func:`assemble` also excludes the
+    fill values). Returns a new C-contiguous float32 array (``x`` is never modified) whose
     invalid pixels are exactly 0.0. Vectorised over items and channels, deterministic.
 
     >>> x = np.array([[[[1.0, 2.0], [3.0, np.nan]]]], dtype=np.float32)
@@ -446,10 +467,12 @@ def preprocess(x: np.ndarray, config: Preprocessing, valid: np.ndarray | None = 
     # Values beyond the float32 range become +-inf and hence invalid: no warning for that.
     with np.errstate(over="ignore", invalid="ignore"):
         pixels = np.asarray(array, dtype=np.float32)
-    finite = np.isfinite(pixels)
     if valid is None:
-        mask = finite
+        mask = usable(pixels)
     else:
+        # np.isfinite is 3x cheaper than usable(): a mask from assemble() has the fill values
+        # out already, so this pass only guards a caller's mask against NaN and inf.
+        finite = np.isfinite(pixels)
         given = np.asarray(valid)
         if given.shape != array.shape:
             raise ValueError(f"valid has shape {given.shape}, expected {array.shape}")
