@@ -9,7 +9,7 @@ parameters travel in the model manifest through ``InputSpec.to_dict`` and
 
 Pipeline::
 
-    stamps --fit_stamp/assemble--> raw (N, C, H, W) float32 with NaN + valid mask
+    stamps --fit_stamp/assemble--> raw (N, C, H, W) float32 (NaN padding) + valid mask
            --preprocess--> finite float32 (N, C, H, W), invalid pixels = 0.0
 
 ZTF stamps cut at a CCD edge (63x53, 41x63, ...) are padded, never dropped, and the padding is
@@ -193,8 +193,8 @@ def usable(pixels: np.ndarray) -> np.ndarray:
     >>> usable(np.array([1.0, np.nan, -np.inf, -3.4e38, 1e29], dtype=np.float32)).tolist()
     [True, False, False, False, True]
     """
-    with np.errstate(invalid="ignore"):
-        return cast(np.ndarray, np.abs(pixels) < FILL_LIMIT)
+    # No errstate needed (NaN compares without a warning), and it would double the cost.
+    return cast(np.ndarray, np.abs(pixels) < FILL_LIMIT)
 
 
 def fit_stamp(stamp: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -203,8 +203,8 @@ def fit_stamp(stamp: np.ndarray, height: int, width: int) -> tuple[np.ndarray, n
     Returns ``(pixels, valid)``: a native float32 array and a bool mask, both exactly
     ``(height, width)``. Smaller stamps are centred (odd remainder after the stamp, see
     :func:`_place`) with NaN padding that is invalid; larger stamps are centre-cropped;
-    non-finite pixels and fill values (:func:`usable`) are invalid and NaN in ``pixels``. Any
-    int or float dtype, either byte order (FITS is big-endian), is accepted.
+    non-finite pixels and fill values (:func:`usable`) are invalid. Any int or float dtype,
+    either byte order (FITS is big-endian), is accepted.
 
     Centring is what we can do from the pixels alone: a stamp cut at a CCD edge has lost pixels
     on one side only, so the source is then off-centre by up to half the missing width. The valid
@@ -240,11 +240,9 @@ def fit_stamp(stamp: np.ndarray, height: int, width: int) -> tuple[np.ndarray, n
             src_r : src_r + n_r, src_c : src_c + n_c
         ]
     # Padding is NaN, so one comparison marks padding and bad pixels (NaN, +-inf, fill values)
-    # alike; fill values become NaN too, so the raw stamp is NaN wherever it is invalid.
-    valid = usable(pixels)
-    if not valid.all():
-        pixels[~valid] = np.nan
-    return pixels, valid
+    # alike. Fill values stay in ``pixels`` (rewriting them would cost every stamp a pass):
+    # everything downstream reads the mask.
+    return pixels, usable(pixels)
 
 
 def assemble(
@@ -252,8 +250,9 @@ def assemble(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stack ``stamps[i][c]`` (channel ``c`` of item ``i``) into a batch.
 
-    Returns raw float32 ``(N, C, H, W)`` with NaN where invalid, and the bool valid mask of the
-    same shape. A ``None`` channel (cutout missing from the alert) is all invalid.
+    Returns raw float32 ``(N, C, H, W)`` (NaN where nothing was, such as padding), and the bool
+    valid mask of the same shape (the one record of which pixels are invalid: padding, NaN, inf,
+    fill values). A ``None`` channel (cutout missing from the alert) is all invalid.
 
     >>> x, valid = assemble([[np.zeros((2, 2)), None]], InputSpec(2, 2, 2))
     >>> x.shape, valid.sum(axis=(2, 3)).tolist()

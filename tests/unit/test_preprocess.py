@@ -91,9 +91,8 @@ def test_fill_values_are_invalid_like_nan() -> None:
     x[0, 2, 7, 7] = np.float32(1e31)
     as_nan = np.where(np.abs(x) >= 1e30, np.nan, x)
     np.testing.assert_array_equal(preprocess(x, ROBUST), preprocess(as_nan, ROBUST))
-    pixels, valid = fit_stamp(x[0, 1], 21, 21)
+    _, valid = fit_stamp(x[0, 1], 21, 21)
     np.testing.assert_array_equal(valid, np.isfinite(as_nan[0, 1]))
-    assert np.isnan(pixels[~valid]).all()  # the raw stamp is NaN wherever it is invalid
     raw, mask = assemble([list(x[0])], InputSpec(3, 21, 21))
     np.testing.assert_array_equal(preprocess(raw, ROBUST, mask), preprocess(as_nan, ROBUST))
 
