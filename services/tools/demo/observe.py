@@ -49,12 +49,21 @@ def live_versions(url: str) -> set[str]:
     }
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, every: float = 0.5) -> None:
-    """Poll ``check`` until it holds; TimeoutError naming ``what`` after ``timeout`` seconds."""
+def wait_until(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    every: float = 0.5,
+    failed: Callable[[], str | None] | None = None,
+) -> None:
+    """Poll ``check`` until it holds; TimeoutError naming ``what`` after ``timeout`` seconds,
+    RuntimeError as soon as ``failed`` names a service that stopped (it would never happen)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
+        if failed is not None and (dead := failed()):
+            raise RuntimeError(f"demo: {dead} stopped while waiting for {what} (see its log)")
         time.sleep(every)
     raise TimeoutError(f"demo: {what} did not happen within {timeout:.0f} s")
 
