@@ -104,7 +104,8 @@ def summary(result: DemoResult) -> None:
         boring = f"; {last.boring_delivered[u.name]} {'/'.join(u.boring)} delivered"
         print(
             f"  {u.name}: last night {last.interesting_share[u.name]:.0%} of deliveries were "
-            f"{'/'.join(u.interesting)} (stream {result.stream_share[u.name]:.1%}, "
+            f"{'/'.join(u.interesting)} (stream {result.stream_share[u.name]:.1%}, that night "
+            f"{last.stream_share[u.name]:.1%}, "
             f"isolation forest {last.baseline_share[u.name]:.0%})" + (boring if u.boring else "")
         )
     print(f"  dead letters: {len(result.dead_letters)} (broken packets sent: {result.bad_packets})")

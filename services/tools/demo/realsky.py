@@ -38,10 +38,11 @@ NIGHT_HOURS = 6.0  # a demo night's alerts are spread over this much of its obse
 _JD_MJD = 2_400_000.5
 
 REAL_USERS = (
-    # Hunts asteroids and says so of bogus detections, the striking kind they do not want.
-    DemoUser("carol", ("known_sso",), ("bogus",)),
-    # Cleans the stream: hunts bogus detections.
-    DemoUser("dave", ("bogus",), ()),
+    # Hunts asteroids and says "not interesting" of bogus detections, the striking kind they do
+    # not want; labels the rest with no opinion (issue 12: "dismisses bogus").
+    DemoUser("carol", ("known_sso",), ("bogus",), others_boring=False),
+    # Cleans the stream: hunts bogus detections, no opinion on the rest.
+    DemoUser("dave", ("bogus",), (), others_boring=False),
 )
 
 

@@ -32,6 +32,8 @@ class NightRow:
     top_share: dict[str, float] = field(default_factory=dict)
     boring_delivered: dict[str, int] = field(default_factory=dict)
     baseline_share: dict[str, float] = field(default_factory=dict)
+    # the share of the user's classes among tonight's alerts (a real night's mix varies a lot)
+    stream_share: dict[str, float] = field(default_factory=dict)
     retrain: str = ""
 
 

@@ -213,7 +213,8 @@ class LiveDemo:
 
     def sign_up(self, user: DemoUser) -> None:
         """Step 3: a user, their interest and budget over the API, and the oracle playing them.
-        Each hunts one kind: every other kind they are shown is "not interesting"."""
+        Each hunts one kind; every other kind they are shown is "not interesting" to the
+        simulator's users, only the one they dismiss to the real sky's."""
         from services.feedback.tokens import add_user
 
         token = add_user(self.client, user.name)
@@ -229,11 +230,12 @@ class LiveDemo:
             self.sim.truth,
             frozenset(user.interesting),
             frozenset(user.boring),
-            others_boring=True,
+            others_boring=user.others_boring,
         )
         boring = f" (striking but boring: {', '.join(user.boring)})" if user.boring else ""
+        others = "nothing else" if user.others_boring else "no opinion on the rest"
         self.progress(
-            f"  user {user.name}: likes {', '.join(user.interesting)}, nothing else{boring}; "
+            f"  user {user.name}: likes {', '.join(user.interesting)}, {others}{boring}; "
             f"{self.plan.budget} alerts a night on {user_topic(user.name)}"
         )
 
@@ -293,6 +295,9 @@ class LiveDemo:
             row.boring_delivered[u.name] = sum(r.true_class in u.boring for r in tonight)
             picks = base[u.name]
             row.baseline_share[u.name] = sum(c in u.interesting for c in picks) / max(1, len(picks))
+            row.stream_share[u.name] = sum(c in u.interesting for c in classes) / max(
+                1, len(classes)
+            )
 
     def _retrain(self) -> str:
         """Retrain on every durable label, gate, promote; wait for the hot swap."""
