@@ -39,7 +39,7 @@ MAX_SAMPLES = 200
 def default_samples() -> Path | None:
     """The real ZTF sample alerts: shipped with the tests, else the workspace's shared data."""
     for candidate in (REPO / "tests" / "data" / "alerts", REPO.parent / "shared/data/alerts"):
-        if any(candidate.glob("ztf/*.avro")):
+        if candidate.is_dir() and any(candidate.rglob("*.avro")):
             return candidate
     return None
 
