@@ -367,6 +367,8 @@ def build_loop(
                 metrics.lag.remove(tp.topic, str(tp.partition))
 
     c.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
+    for topic in topics:  # at 0 from the start, so that an increase is seen from the first one
+        metrics.offsets_reset.labels(topic)
     loop = ConsumerLoop(
         c,
         Delivery(producer(kafka, bootstrap), flush_timeout_s=settings.delivery_timeout_s),
