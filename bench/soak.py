@@ -159,11 +159,15 @@ def _metric_sum(url: str, name: str) -> float:
     return float(sum(s.value for s in metric_samples(url) if s.name == name))
 
 
-def _labeller(oracle: Any, kafka: Any, bootstrap: str, stop: threading.Event) -> Iterator[int]:
+def _labeller(
+    oracle: Any, kafka: Any, bootstrap: str, stop: threading.Event, round_s: float
+) -> Iterator[int]:
+    """Label rounds of at most ``round_s`` (each round rejoins the user's own group, which
+    continues where the last one committed) until ``stop``."""
     from services.tools.demo.oracle import drain
 
     while not stop.is_set():
-        got = drain(oracle, kafka, bootstrap, idle_s=2.0, max_s=20.0)
+        got = drain(oracle, kafka, bootstrap, idle_s=min(2.0, round_s), max_s=round_s)
         yield sum(r.labelled for r in got)
 
 
@@ -178,6 +182,7 @@ def run_soak(
     out: Path | None = None,
     progress: Any = print,
     sample_s: float = SAMPLE_EVERY_S,
+    label_round_s: float = 20.0,
 ) -> dict[str, Any]:
     import psutil
 
@@ -238,7 +243,9 @@ def run_soak(
             labels = {name: 0 for name in demo.oracles}
 
             def label(name: str) -> None:
-                for n in _labeller(demo.oracles[name], demo.kafka, demo.bootstrap_servers, stop):
+                oracle = demo.oracles[name]
+                rounds = _labeller(oracle, demo.kafka, demo.bootstrap_servers, stop, label_round_s)
+                for n in rounds:
                     labels[name] += n
 
             labellers = [

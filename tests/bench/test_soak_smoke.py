@@ -29,6 +29,7 @@ def test_a_short_soak_loses_nothing_and_samples_every_process(tmp_path: Path) ->
         out=tmp_path,
         progress=lambda _line: None,
         sample_s=2.0,
+        label_round_s=4.0,
     )
     assert result["produced"] == 360 and result["consumed"] >= 360
     assert result["dead_letters"] == 0 and not result["lost"], result

@@ -38,8 +38,9 @@ from tests.scorer_support import (
 )
 
 pytestmark = pytest.mark.slow
-ALERTS = int(os.environ.get("AHUNT_FAULTS_BROKER_ALERTS", "600"))
+ALERTS = int(os.environ.get("AHUNT_FAULTS_BROKER_ALERTS", "400"))
 PARTITIONS, RATE, DOWN_S = 2, 100.0, 2.0
+BEFORE, AFTER = 120, 60  # the memory broker's test: alerts before the kill, and after
 NIGHT_START = 1_704_085_200.0
 
 
@@ -173,12 +174,12 @@ def test_memory_broker_restarted_empty_is_reported_and_the_scorer_goes_on(
     ztf_payloads: list[bytes],
     tmp_path: Path,
 ) -> None:
-    """Before the kill: 200 alerts scored and committed. The broker comes back empty; the
-    alerts' source sends 100 new ones. The same scorer process scores them, and says that its
+    """Before the kill: BEFORE alerts scored and committed. The broker comes back empty; the
+    alerts' source sends AFTER new ones. The same scorer process scores them, and says that its
     input partitions went back (log line and metric) instead of starting over silently."""
     originals = single_records(ztf_payloads)
-    before = list(ztf_stream(originals, 200, 6 * 10**17, NIGHT_START, 1_800.0))
-    after = list(ztf_stream(originals, 100, 7 * 10**17, NIGHT_START + 1_800.0, 1_800.0))
+    before = list(ztf_stream(originals, BEFORE, 6 * 10**17, NIGHT_START, 1_800.0))
+    after = list(ztf_stream(originals, AFTER, 7 * 10**17, NIGHT_START + 1_800.0, 1_800.0))
     users = _users(redis_client, group_id)
     src = f"alerts.{group_id}"
     want = reference_outputs([p for _, p in after], model_root, redis_client, src, PARTITIONS)
@@ -202,7 +203,8 @@ def test_memory_broker_restarted_empty_is_reported_and_the_scorer_goes_on(
             first.run()
             assert first.errors == []
             assert wait_until(
-                lambda: committed(bootstrap, kafka_settings, group_id, src, PARTITIONS) >= 200, 120
+                lambda: committed(bootstrap, kafka_settings, group_id, src, PARTITIONS) >= BEFORE,
+                120,
             ), log.read_text()[-3000:]
             broker.kill()
             killed = time.monotonic()
@@ -214,7 +216,8 @@ def test_memory_broker_restarted_empty_is_reported_and_the_scorer_goes_on(
             second.run()
             assert second.errors == []
             assert wait_until(
-                lambda: committed(bootstrap, kafka_settings, group_id, src, PARTITIONS) >= 100, 120
+                lambda: committed(bootstrap, kafka_settings, group_id, src, PARTITIONS) >= AFTER,
+                120,
             ), log.read_text()[-3000:]
             resumed = time.monotonic()
             assert scorer.poll() is None, log.read_text()[-3000:]  # the same process went on
