@@ -131,7 +131,7 @@ def test_durable_broker_killed_and_restarted_loses_nothing(
             ), log.read_text()[-3000:]
             resumed = time.monotonic()
             producing.join(240)
-            assert not producing.is_alive() and producing.errors == []
+            assert not producing.is_alive() and producing.errors == [], producing.errors[:3]
             assert wait_until(
                 lambda: committed(bootstrap, kafka_settings, group_id, src, PARTITIONS) >= ALERTS,
                 180,
@@ -201,7 +201,7 @@ def test_memory_broker_restarted_empty_is_reported_and_the_scorer_goes_on(
         try:
             first = Stream(kafka_settings, bootstrap, src, before)
             first.run()
-            assert first.errors == []
+            assert first.errors == [], first.errors[:3]
             assert wait_until(
                 lambda: committed(bootstrap, kafka_settings, group_id, src, PARTITIONS) >= BEFORE,
                 120,
@@ -214,7 +214,7 @@ def test_memory_broker_restarted_empty_is_reported_and_the_scorer_goes_on(
             ensure_topics(kafka_settings, bootstrap, [src], partitions=PARTITIONS)
             second = Stream(kafka_settings, bootstrap, src, after)
             second.run()
-            assert second.errors == []
+            assert second.errors == [], second.errors[:3]
             assert wait_until(
                 lambda: committed(bootstrap, kafka_settings, group_id, src, PARTITIONS) >= AFTER,
                 120,
