@@ -186,7 +186,6 @@ def run_soak(
 ) -> dict[str, Any]:
     import psutil
 
-    from services.common.embedded import EmbeddedRedis
     from services.common.kafka import Delivery, OutMessage, group_backlog, producer
     from services.common.topics import ALERTS
     from services.scorer.settings import ScorerSettings
@@ -216,19 +215,12 @@ def run_soak(
     result: dict[str, Any] = {"minutes": minutes, "rate": rate, "retrain_minutes": retrain_minutes}
     started = time.monotonic()
     try:
-        # Its own Redis without ACL users: on main the scorer's ACL role lacks the budget keys
-        # (NoPermissionError on ahunt:budget:ztf at the first batch), fixed on the faults-redis
-        # branch; once that is merged, the stack's own Redis (redis_url=None) can serve here.
-        with (
-            EmbeddedRedis(directory=out / "redis") as redis_server,
-            Stack(
-                state_dir=out / "state",
-                redis_url=redis_server.url,
-                services=("scorer", "feedback", "retrain"),
-                extra_env=environment,
-                log_dir=out / "logs",
-            ) as stack,
-        ):
+        with Stack(
+            state_dir=out / "state",
+            services=("scorer", "feedback", "retrain"),
+            extra_env=environment,
+            log_dir=out / "logs",
+        ) as stack:
             demo = LiveDemo(plan, sim, stack, progress)
             for user in USERS:
                 demo.sign_up(user)

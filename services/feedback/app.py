@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,8 +22,17 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.common import keys
@@ -62,8 +72,55 @@ ROUTERS = (
     stamps.router,
     discoveries.router,
 )
-# Replies that mean "Redis cannot take writes right now" rather than "this request is wrong".
-UNAVAILABLE_REPLIES = ("LOADING", "MISCONF", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+# Replies that mean "Redis cannot take writes right now" rather than "this request is wrong":
+# loading its data, a replica (after a failover), persistence failing, out of memory, a cluster
+# moving slots, too few replicas, a long script running.
+UNAVAILABLE_REPLIES = frozenset(
+    {"LOADING", "MISCONF", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "OOM"}
+    | {"NOREPLICAS", "BUSY"}
+)
+_REPLY_CODE = re.compile(r"([A-Z]+) ")
+
+
+def unavailable_reply(exc: BaseException) -> str | None:
+    """The reply code if ``exc`` says Redis refuses writes for now, else None. redis-py hides
+    the code: some replies become classes with the code stripped (OutOfMemoryError,
+    ReadOnlyError, BusyLoadingError), a pipeline's errors are prefixed with "Command # n (...)
+    of pipeline caused error: ", and a script's with "Error running script ...: -".
+
+    >>> from redis.exceptions import OutOfMemoryError, ResponseError
+    >>> unavailable_reply(OutOfMemoryError("command not allowed when used memory > 'maxmemory'"))
+    'OOM'
+    >>> unavailable_reply(ResponseError("Command # 1 (HSET k f MISCONF x) of pipeline caused "
+    ...     "error: MISCONF Redis is configured to save RDB snapshots"))
+    'MISCONF'
+    >>> unavailable_reply(ResponseError("Error running script (call to f_1): @user_script:1: "
+    ...     "@user_script: 1: -READONLY You can't write against a read only replica."))
+    'READONLY'
+    >>> unavailable_reply(ResponseError("WRONGTYPE Operation against a key")) is None
+    True
+    """
+    for kind, code in _REPLY_CLASSES:
+        if isinstance(exc, kind):
+            return code
+    if not isinstance(exc, ResponseError):
+        return None
+    message = str(exc).rsplit(" of pipeline caused error: ", 1)[-1]
+    if message.startswith("Error running script"):  # Redis 6: the reply inside the script's
+        message = message.partition(": -")[2]
+    match = _REPLY_CODE.match(message)
+    return match.group(1) if match and match.group(1) in UNAVAILABLE_REPLIES else None
+
+
+# The replies redis-py turns into classes (their code stripped from the message).
+_REPLY_CLASSES = (
+    (OutOfMemoryError, "OOM"),
+    (ReadOnlyError, "READONLY"),
+    (BusyLoadingError, "LOADING"),
+    (TryAgainError, "TRYAGAIN"),
+    (MasterDownError, "MASTERDOWN"),
+    (ClusterDownError, "CLUSTERDOWN"),
+)
 
 DESCRIPTION = """Labels and interest for the ahunt alert broker.
 
@@ -156,10 +213,11 @@ def create_app(
         )
 
     async def on_redis_error(_request: Request, exc: Exception) -> JSONResponse:
+        code = unavailable_reply(exc)
+        if code is not None:
+            return unavailable(code)
         if isinstance(exc, RedisConnectionError | RedisTimeoutError | storage.ProfileContention):
             return unavailable(type(exc).__name__)
-        if isinstance(exc, ResponseError) and str(exc).startswith(UNAVAILABLE_REPLIES):
-            return unavailable(str(exc).split(" ", 1)[0])
         log.error("unexpected Redis error: %r", exc)
         return JSONResponse({"detail": "internal error"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
 

@@ -126,6 +126,8 @@ class LiveDemo:
         assert stack.kafka and stack.redis_url
         self.plan, self.sim, self.progress = plan, sim, progress
         self.bootstrap_servers: str = stack.kafka
+        logs = plan.out / "logs"
+        self.stack_failed = lambda: f"{d} (its log is in {logs})" if (d := stack.failed()) else None
         self.kafka = KafkaSettings(session_timeout_ms=3000, heartbeat_interval_ms=500)
         specs = {s.name: s for s in stack.specs}
         self.api = specs["feedback"].ready_url.rsplit("/", 1)[0]
@@ -197,7 +199,7 @@ class LiveDemo:
 
     def _wait_live(self, version: str, what: str) -> None:
         check = lambda: version in observe.live_versions(self.scorer_metrics)  # noqa: E731
-        observe.wait_until(what, check, 120)
+        observe.wait_until(what, check, 120, failed=self.stack_failed)
         self.live = version
 
     def night(self, night: int, delivery: Delivery, real: list[bytes]) -> NightRow:
@@ -214,6 +216,7 @@ class LiveDemo:
             f"the scorer finishing night {night}",
             lambda: group_backlog(self.kafka, self.bootstrap_servers, group, ALERTS) == 0,
             600,
+            failed=self.stack_failed,
         )
         scored = observe.scored(self.scorer_metrics) - scored_before
         row = NightRow(night, len(self.sim.night_files[night]), int(scored), self.live)
