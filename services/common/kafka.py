@@ -79,8 +79,9 @@ class OutMessage:
 def producer(settings: KafkaSettings, bootstrap: str, **extra: Any) -> Producer:
     config: dict[str, Any] = {
         **settings.client_config(bootstrap),
-        # Idempotent: broker-side dedupe of our own retries; acks=all is implied.
-        "enable.idempotence": True,
+        # Idempotent: broker-side dedupe of our own retries (KafkaSettings says when not).
+        "enable.idempotence": settings.enable_idempotence,
+        "acks": "all",
         "linger.ms": 5,
         "compression.type": "none",
         **extra,
