@@ -224,7 +224,7 @@ def run_soak(
             demo = LiveDemo(plan, sim, stack, progress)
             for user in USERS:
                 demo.sign_up(user)
-            demo.bootstrap_v1([])
+            demo.bootstrap_v1()
             alerts = Pool(sim.night_files[1], sim.truth, sim.config.start_jd + 1.0, rate * night_s)
             for oracle in demo.oracles.values():
                 oracle.truth = alerts.truth

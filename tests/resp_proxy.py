@@ -11,7 +11,6 @@ to a write is replaced.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 
 from services.common.embedded import free_port
@@ -69,13 +68,15 @@ class ErrorProxy:
         async def close() -> None:
             assert self._server is not None
             self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # each closes its sockets
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection(self.host, self.target)
@@ -109,6 +110,4 @@ class ErrorProxy:
             pass
         finally:
             for w in (client_w, server_w):
-                w.close()
-                with contextlib.suppress(Exception):
-                    await w.wait_closed()
+                w.close()  # not awaited: nothing may suspend here while the loop shuts down

@@ -358,8 +358,17 @@ class ConsumerLoop:
     # out an offset below one this loop had committed, so it lost the partition's log or its
     # committed offsets (a broker restarted without durable storage) or someone reset the group.
     on_offsets_reset: Callable[[str, int, int, int], None] | None = None
+    # Errors of a store the handler needs that pass by themselves (Redis restarting): the loop
+    # pauses instead of exiting: each partition of the batch goes back to its first message (the
+    # one after the last commit), ``on_pause`` is told (the handler drops state it derived from
+    # the failed batch), and the batch is tried again every ``pause_s``, polling meanwhile so the
+    # consumer stays in its group.
+    pause_if: Callable[[Exception], bool] | None = None
+    pause_s: float = 1.0
+    on_pause: Callable[[BaseException | None], None] | None = None
     stopping: bool = False
     _delivered_batches: int = 0
+    _paused_since: float | None = None
     _committed: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def run(self, max_batches: int | None = None) -> None:
@@ -375,7 +384,18 @@ class ConsumerLoop:
             return False
         started = time.perf_counter()
         self._check_offsets(good)
-        outputs, dead = self.handler(good)
+        try:
+            outputs, dead = self.handler(good)
+        except Exception as exc:
+            if self.pause_if is None or not self.pause_if(exc):
+                raise
+            self._pause(good, exc)
+            return False
+        if self._paused_since is not None:
+            log.warning("resumed after %.1f s", time.monotonic() - self._paused_since)
+            self._paused_since = None
+            if self.on_pause is not None:
+                self.on_pause(None)
         handled = time.perf_counter()
         self._deliver_with_retries(outputs, dead)
         delivered = time.perf_counter()
@@ -451,6 +471,26 @@ class ConsumerLoop:
                 self.delivery.producer.purge()
                 self.delivery.producer = self.producer_factory()
                 time.sleep(wait_s)
+
+    def _pause(self, batch: Sequence[Message], exc: BaseException) -> None:
+        if self._paused_since is None:
+            self._paused_since = time.monotonic()
+            log.warning("paused at the last commit (%s: %s); retrying", type(exc).__name__, exc)
+        first: dict[tuple[str, int], int] = {}
+        for m in batch:
+            key = (m.topic() or "", m.partition() or 0)
+            first[key] = min(first.get(key, m.offset() or 0), m.offset() or 0)
+        for (topic, partition), offset in first.items():
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException:
+                owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+                if (topic, partition) in owned:
+                    raise  # cannot go back: exit, and a restart replays from the commit
+                # no longer ours (a rebalance): its new owner replays it from the commit
+        if self.on_pause is not None:
+            self.on_pause(exc)
+        time.sleep(self.pause_s)
 
     def deliver(self, outputs: Sequence[OutMessage], dead: Sequence[DeadLetter]) -> None:
         """Deliver ``outputs`` and ``dead`` in the sense of the class docstring, or raise."""

@@ -119,16 +119,6 @@ def labels_key(user: str) -> str:
     return _in_user_namespace(user, "labels")
 
 
-def labels_user(key: bytes | str) -> str:
-    """The user a :func:`labels_key` belongs to.
-
-    >>> labels_user(b"ahunt:user:alice:labels")
-    'alice'
-    """
-    text = key.decode() if isinstance(key, bytes) else key
-    return text.removeprefix(_USER_PREFIX).removesuffix(":labels")
-
-
 def train_key(alert_id: str) -> str:
     return f"ahunt:train:{alert_id}"
 

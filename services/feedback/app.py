@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,21 +21,15 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
-from redis.exceptions import (
-    BusyLoadingError,
-    ClusterDownError,
-    MasterDownError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisError,
-    ResponseError,
-    TryAgainError,
-)
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from models.taxonomy import RESERVE
 from services.common import keys
 from services.common.kafka import Delivery
+from services.common.metrics import BoundedValues
+from services.common.redis_errors import unavailable_reply
 from services.feedback import storage
 from services.feedback.auth import SCHEME, TokenCache
 from services.feedback.batching import RedisBatcher
@@ -72,56 +65,6 @@ ROUTERS = (
     stamps.router,
     discoveries.router,
 )
-# Replies that mean "Redis cannot take writes right now" rather than "this request is wrong":
-# loading its data, a replica (after a failover), persistence failing, out of memory, a cluster
-# moving slots, too few replicas, a long script running.
-UNAVAILABLE_REPLIES = frozenset(
-    {"LOADING", "MISCONF", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "OOM"}
-    | {"NOREPLICAS", "BUSY"}
-)
-_REPLY_CODE = re.compile(r"([A-Z]+) ")
-
-
-def unavailable_reply(exc: BaseException) -> str | None:
-    """The reply code if ``exc`` says Redis refuses writes for now, else None. redis-py hides
-    the code: some replies become classes with the code stripped (OutOfMemoryError,
-    ReadOnlyError, BusyLoadingError), a pipeline's errors are prefixed with "Command # n (...)
-    of pipeline caused error: ", and a script's with "Error running script ...: -".
-
-    >>> from redis.exceptions import OutOfMemoryError, ResponseError
-    >>> unavailable_reply(OutOfMemoryError("command not allowed when used memory > 'maxmemory'"))
-    'OOM'
-    >>> unavailable_reply(ResponseError("Command # 1 (HSET k f MISCONF x) of pipeline caused "
-    ...     "error: MISCONF Redis is configured to save RDB snapshots"))
-    'MISCONF'
-    >>> unavailable_reply(ResponseError("Error running script (call to f_1): @user_script:1: "
-    ...     "@user_script: 1: -READONLY You can't write against a read only replica."))
-    'READONLY'
-    >>> unavailable_reply(ResponseError("WRONGTYPE Operation against a key")) is None
-    True
-    """
-    for kind, code in _REPLY_CLASSES:
-        if isinstance(exc, kind):
-            return code
-    if not isinstance(exc, ResponseError):
-        return None
-    message = str(exc).rsplit(" of pipeline caused error: ", 1)[-1]
-    if message.startswith("Error running script"):  # Redis 6: the reply inside the script's
-        message = message.partition(": -")[2]
-    match = _REPLY_CODE.match(message)
-    return match.group(1) if match and match.group(1) in UNAVAILABLE_REPLIES else None
-
-
-# The replies redis-py turns into classes (their code stripped from the message).
-_REPLY_CLASSES = (
-    (OutOfMemoryError, "OOM"),
-    (ReadOnlyError, "READONLY"),
-    (BusyLoadingError, "LOADING"),
-    (TryAgainError, "TRYAGAIN"),
-    (MasterDownError, "MASTERDOWN"),
-    (ClusterDownError, "CLUSTERDOWN"),
-)
-
 DESCRIPTION = """Labels and interest for the ahunt alert broker.
 
 Authenticate with `Authorization: Bearer <token>` (`ahunt users add NAME` prints one). Every
@@ -191,6 +134,10 @@ def create_app(
         settings.auth_failures_per_s, settings.auth_failures_burst
     )
     app.state.batcher = RedisBatcher(redis)
+    # Label names are users' input: a bounded set of them become metric label values.
+    app.state.class_series = BoundedValues(
+        settings.metrics_other_classes, {*settings.metrics_classes, RESERVE}
+    )
     app.state.publisher = None
     app.state.durable = None
     app.state.streams = StreamHub(

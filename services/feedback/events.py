@@ -1,14 +1,14 @@
 """Feedback events: the Redis outbox and its publisher to Kafka ``ahunt.feedback``.
 
-Order, and why: a label is acknowledged once **Redis** has it (``appendfsync always``: EXEC
-returns after the AOF fsync). The event describing it is pushed onto the outbox list
-``ahunt:feedback:outbox`` in that same MULTI/EXEC, so label and event exist together or not at
-all. This publisher then drains the outbox: produce the oldest events, wait for every broker
-acknowledgement (``Delivery.send`` flushes and raises on any error), and only then trim them from
-the list. If Kafka is down the label is still durable and its event waits in the outbox; a crash
-between the acknowledgement and the trim republishes a few events, so delivery is at least once
-and consumers dedupe by ``event_id``. One publisher at a time holds a Redis lock (several API
-workers share one outbox), so events leave in commit order.
+Order, and why: a label is acknowledged once **Redis** has it (``appendfsync always``: Redis
+answers after the AOF fsync). The event describing it is pushed onto the outbox list
+``ahunt:feedback:outbox`` by that same script (``labels.WRITE_SCRIPT``), so label and event
+exist together or not at all. This publisher then drains the outbox: produce the oldest events,
+wait for every broker acknowledgement (``Delivery.send`` flushes and raises on any error), and
+only then trim them from the list. If Kafka is down the label is still durable and its event
+waits in the outbox; a crash between the acknowledgement and the trim republishes a few events,
+so delivery is at least once and consumers dedupe by ``event_id``. One publisher at a time holds
+a Redis lock (several API workers share one outbox), so events leave in commit order.
 """
 
 from __future__ import annotations

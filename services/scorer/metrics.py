@@ -23,7 +23,8 @@ class ScorerMetrics(ServiceMetrics):
         )
         self.published = Counter(
             "ahunt_scorer_published_total",
-            "alerts published to a user's topic",
+            "alerts published to users' topics (user: 'all', or per user for the first "
+            "AHUNT_SCORER_METRICS_PER_USER users, 'other' beyond)",
             ["user", "reason"],
             registry=r,
         )
@@ -93,6 +94,11 @@ class ScorerMetrics(ServiceMetrics):
             "ahunt_scorer_model_info",
             "1 for the model version in use",
             ["survey", "version"],
+            registry=r,
+        )
+        self.redis_pauses = Counter(
+            "ahunt_scorer_redis_pauses_total",
+            "batches paused at the last commit because Redis was unavailable (retried)",
             registry=r,
         )
         self.model_swaps = Counter(

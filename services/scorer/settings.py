@@ -44,6 +44,13 @@ class ScorerSettings(Settings):
         default="event", description="budget clock: alert observation time or wall time"
     )
     metrics_port: int = Field(default=9101, ge=0, le=65535, description="0 disables /metrics")
+    metrics_per_user: int = Field(
+        default=0,
+        ge=0,
+        le=1_000,
+        description="users (first come) with their own series of ahunt_scorer_published_total; "
+        "the others are counted as 'other'; 0: one series per reason, user 'all'",
+    )
     users_refresh_s: float = Field(default=5.0, gt=0)
     models_refresh_s: float = Field(
         default=2.0, gt=0, description="model poll interval (registry announcements wake it early)"

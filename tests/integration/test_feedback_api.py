@@ -366,6 +366,40 @@ def test_metrics_have_the_fixed_names_and_route_templates(api: Api) -> None:
     assert re.search(r'ahunt_feedback_request_seconds_count\{route="/v1/feedback"\} 2\.0', text)
 
 
+def series(text: str, metric: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(metric + "{")]
+
+
+def test_users_input_makes_a_bounded_number_of_series(
+    redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
+    """300 relabels with 300 class names (and requests with invented HTTP methods) give the
+    configured series: the taxonomy's, the first few others, and 'other'."""
+    token = add_user(redis_client, "alice")
+    seed_alert(redis_client, "1001", delivered_to=["alice"])
+    app, _ = make_app(redis_server.url, metrics_classes=["sn", "lens"], metrics_other_classes=5)
+    with TestClient(app) as http:
+        for i in range(300):
+            body = {"alert_id": "1001", "label": f"class-{i}"}
+            assert http.post("/v1/feedback", json=body, headers=bearer(token)).status_code < 300
+        sn = http.post(
+            "/v1/feedback", json={"alert_id": "1001", "label": "SN"}, headers=bearer(token)
+        )
+        assert sn.status_code == 200
+        for i in range(20):
+            http.request(f"BREW{i}", "/v1/feedback", headers=bearer(token))
+        text = http.get("/metrics").text
+    labels = series(text, "ahunt_feedback_labels_total")
+    assert len(labels) == 7, labels  # sn, class-0..4, other ("lens" and "reserve": none yet)
+    assert 'ahunt_feedback_labels_total{label="other"} 295.0' in labels
+    assert 'ahunt_feedback_labels_total{label="sn"} 1.0' in labels
+    methods = {
+        re.search(r'method="([^"]*)"', line)[1]
+        for line in series(text, "ahunt_feedback_requests_total")
+    }  # type: ignore[index]
+    assert methods == {"POST", "other"}
+
+
 def test_health_and_readiness(api: Api) -> None:
     assert api.http.get("/healthz").json() == {"status": "ok"}
     ready = api.http.get("/readyz").json()

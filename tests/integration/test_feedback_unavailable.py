@@ -21,6 +21,7 @@ from services.common.embedded import EmbeddedRedis
 from services.feedback import sessions
 from services.feedback.app import ROUTERS
 from services.feedback.tokens import add_user
+from tests.infra_fixtures import redis_binaries, redis_binary_id
 from tests.integration.test_feedback_api import snapshot
 from tests.integration.test_feedback_support import TestClient, bearer, make_app, seed_alert
 from tests.resp_proxy import ErrorProxy
@@ -50,7 +51,8 @@ def out_of_memory(c: redis.Redis, _: Any) -> Iterator[None]:
 def replica_after_failover(c: redis.Redis, _: Any) -> Iterator[None]:
     """Promote a replica of this server, then make this server a replica of it (same data)."""
     port = c.connection_pool.connection_kwargs["port"]
-    with EmbeddedRedis() as other:
+    binary = c.info("server").get("executable")
+    with EmbeddedRedis(binary=binary) as other:
         o = store.connect(other.url)
         for server in (c, o):  # start each full sync at once, not after the default 5 s
             server.config_set("repl-diskless-sync-delay", 0)
@@ -120,11 +122,12 @@ class Setup:
         self.app = app
 
 
-@pytest.fixture
-def setup() -> Iterator[Setup]:
-    """A private Redis per fault: each leaves the server's settings as it found them, but a
+@pytest.fixture(params=redis_binaries(), ids=redis_binary_id)
+def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
+    """A private Redis per fault (the embedded 6.2, and a Redis 7 on PATH when there is one: a
+    script's errors differ): each fault leaves the server's settings as it found them, but a
     server that just failed a BGSAVE delays its next full sync for seconds."""
-    with EmbeddedRedis() as server, ErrorProxy(server.port) as proxy:
+    with EmbeddedRedis(binary=request.param) as server, ErrorProxy(server.port) as proxy:
         yield Setup(server, proxy)
 
 
