@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -81,10 +81,12 @@ def create_app(
     *,
     metrics: FeedbackMetrics | None = None,
     kafka: KafkaSource | None = None,
+    new_producer: Callable[[], Producer] | None = None,
 ) -> FastAPI:
     """The API over ``redis`` (asyncio client) and ``producer`` (``None``: events stay in the
     outbox). ``metrics`` defaults to a fresh registry of this app's own; ``kafka`` is where
-    ``/v1/me/stream`` reads user topics (``None``: that route answers 503)."""
+    ``/v1/me/stream`` reads user topics (``None``: that route answers 503); ``new_producer``
+    replaces the producer after a failed publication (a broker restarted without its state)."""
     metrics = metrics or FeedbackMetrics(CollectorRegistry())
 
     @asynccontextmanager
@@ -99,6 +101,7 @@ def create_app(
                 metrics,
                 batch=settings.outbox_batch,
                 poll_s=settings.outbox_poll_s,
+                new_producer=new_producer,
             )
             app.state.publisher.start()
         else:

@@ -381,9 +381,11 @@ def build_loop(
                 metrics.lag.remove(tp.topic, str(tp.partition))
 
     c.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
+    for topic in topics:  # at 0 from the start, so that an increase is seen from the first one
+        metrics.offsets_reset.labels(topic)
     loop = ConsumerLoop(
         c,
-        Delivery(producer(kafka, bootstrap)),
+        Delivery(producer(kafka, bootstrap), flush_timeout_s=settings.delivery_timeout_s),
         scorer,
         SERVICE,
         model_version=lambda: ",".join(f"{s}:{v}" for s, v in slot.versions().items()) or None,
@@ -391,6 +393,8 @@ def build_loop(
         poll_timeout_s=settings.poll_timeout_s,
         on_stage=lambda stage, s: metrics.stage_seconds.labels(stage).observe(s),
         crash_after_batches=settings.crash_after_batches,
+        producer_factory=lambda: producer(kafka, bootstrap),
+        on_offsets_reset=lambda topic, _p, _was, _now: metrics.offsets_reset.labels(topic).inc(),
         on_committed=lambda ms: observe_end_to_end(metrics, ms),
         originals=OriginalStore(
             redis_client,

@@ -61,6 +61,13 @@ class ScorerMetrics(ServiceMetrics):
             ["error"],
             registry=r,
         )
+        self.offsets_reset = Counter(
+            "ahunt_scorer_broker_offsets_reset_total",
+            "times an input partition's offsets went back below what this scorer had committed "
+            "(a broker restarted without its data, or a group reset): records may be lost",
+            ["topic"],
+            registry=r,
+        )
         self.stage_seconds = Histogram(
             "ahunt_scorer_stage_seconds",
             "time per batch in each stage",

@@ -26,6 +26,9 @@ class ScorerSettings(Settings):
     )
     batch_size: int = Field(default=256, ge=1, le=10_000)
     poll_timeout_s: float = Field(default=0.2, gt=0)
+    # How long a batch's outputs may wait for the broker's acknowledgement before they are sent
+    # again through a new producer (a broker restarting, or restarted without its state).
+    delivery_timeout_s: float = Field(default=30.0, gt=0)
     threads: int = Field(default=1, ge=1, description="onnxruntime intra-op threads per process")
     use_cuda: bool = Field(default=False, description="try the CUDA execution provider")
     novelty_mix: float = Field(

@@ -48,6 +48,7 @@ MAY_BE_EMPTY = {
     "rule AhuntScorerLagGrowing": "lag is small and not growing",
     "rule AhuntDeadLetterSpike": "one poison packet is below the spike threshold",
     "rule AhuntDeadLettersNotProduced": "every dead letter is produced",
+    "rule AhuntBrokerLostData": "the broker keeps its data",
     "rule AhuntScorerNoModel": "the scorer serves a model",
     "rule AhuntModelRefused": "no version is refused",
     "rule AhuntRetrainFailing": "retraining does not fail three times",
