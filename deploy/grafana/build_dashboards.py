@@ -332,7 +332,7 @@ def users_and_models() -> Board:
         ],
         unit="ops",
         description="What users answer; per-user counts are in Redis "
-        "(ahunt:labels:<user>), not in metrics, to bound cardinality.",
+        "(ahunt:user:<user>:labels), not in metrics, to bound cardinality.",
     )
     b.panel(
         "Training labels per survey",

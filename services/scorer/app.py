@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import redis
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from services.common import keys, schemas, store
+from services.common import keys, redis_errors, schemas, store
 from services.common.alerts import Alert, Rejected, SchemaSource, decode_message
 from services.common.dead_letters import DeadLetter, OriginalStore, Problem
 from services.common.infra import endpoints
@@ -35,6 +35,7 @@ from services.common.kafka import (
     partition_lags,
     producer,
 )
+from services.common.metrics import BoundedValues
 from services.common.registry import Registry
 from services.common.settings import KafkaSettings, ModelSigningSettings, RedisSettings
 from services.common.topics import DEAD_LETTERS, user_topic
@@ -75,6 +76,10 @@ class Scorer:
         warmup: WarmupSet | None = None,
     ) -> None:
         self.settings, self.slot, self.redis, self.metrics = settings, slot, redis_client, metrics
+        # Per-user series only if asked for, and a bounded number (users are not configuration).
+        self.user_series = BoundedValues(
+            settings.metrics_per_user, other="other" if settings.metrics_per_user else "all"
+        )
         self.schemas = schema_source
         self.warmup = warmup or WarmupSet(settings.warmup_alerts)
         self.rng = np.random.default_rng(settings.seed)
@@ -87,6 +92,15 @@ class Scorer:
         self._restore_spending = False  # after a rebalance: read the new partitions' spending
         self._users_loaded_at = -1e18
         self._warmup_saved_at = time.monotonic()
+
+    def paused(self, exc: BaseException | None) -> None:
+        """The loop paused on a Redis error (``exc``) or resumed (``None``). The failed batch
+        already spent budgets in memory, not in Redis: drop the selectors, so the batch's replay
+        restores them from what Redis holds (as a restarted scorer would)."""
+        if exc is not None:
+            self.selectors.clear()
+            self.selector_models.clear()
+            self.metrics.redis_pauses.inc()
 
     def refresh_users(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -267,7 +281,7 @@ class Scorer:
             )
         for d in batch.deliveries:
             if d.alert not in failed:
-                self.metrics.published.labels(d.user, d.reason).inc()
+                self.metrics.published.labels(self.user_series(d.user), d.reason).inc()
         return [out for outs in by_alert.values() for out in outs], failed
 
     def _cache(
@@ -374,9 +388,15 @@ def build_loop(
                 metrics.lag.remove(tp.topic, str(tp.partition))
 
     c.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
+    for topic in topics:  # at 0 from the start, so that an increase is seen from the first one
+        metrics.offsets_reset.labels(topic)
+
+    def new_producer() -> Producer:  # librdkafka's statistics, when enabled, go to the metrics
+        return producer(kafka, bootstrap, stats_cb=metrics.kafka_statistics)
+
     loop = ConsumerLoop(
         c,
-        Delivery(producer(kafka, bootstrap, stats_cb=metrics.kafka_statistics)),
+        Delivery(new_producer(), flush_timeout_s=settings.delivery_timeout_s),
         scorer,
         SERVICE,
         model_version=lambda: ",".join(f"{s}:{v}" for s, v in slot.versions().items()) or None,
@@ -384,6 +404,8 @@ def build_loop(
         poll_timeout_s=settings.poll_timeout_s,
         on_stage=lambda stage, s: metrics.stage_seconds.labels(stage).observe(s),
         crash_after_batches=settings.crash_after_batches,
+        producer_factory=new_producer,
+        on_offsets_reset=lambda topic, _p, _was, _now: metrics.offsets_reset.labels(topic).inc(),
         on_committed=lambda ms: observe_end_to_end(metrics, ms),
         originals=OriginalStore(
             redis_client,
@@ -393,6 +415,8 @@ def build_loop(
         ),
         prefix_bytes=settings.dead_letter_prefix_bytes,
         on_dead_letter=metrics.dead_letter_event,
+        pause_if=redis_errors.unavailable,  # Redis away or refusing: pause at the last commit
+        on_pause=scorer.paused,
     )
     # Lag costs broker round trips: refresh it at most every lag_refresh_s, after a commit.
     last_lag = [-float("inf")]

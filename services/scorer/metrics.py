@@ -26,7 +26,8 @@ class ScorerMetrics(ServiceMetrics):
         )
         self.published = Counter(
             "ahunt_scorer_published_total",
-            "alerts published to a user's topic",
+            "alerts published to users' topics (user: 'all', or per user for the first "
+            "AHUNT_SCORER_METRICS_PER_USER users, 'other' beyond)",
             ["user", "reason"],
             registry=r,
         )
@@ -61,6 +62,13 @@ class ScorerMetrics(ServiceMetrics):
             "ahunt_scorer_refused_outputs_total",
             "outputs the broker refused for good (their input became a dead letter)",
             ["error"],
+            registry=r,
+        )
+        self.offsets_reset = Counter(
+            "ahunt_scorer_broker_offsets_reset_total",
+            "times an input partition's offsets went back below what this scorer had committed "
+            "(a broker restarted without its data, or a group reset): records may be lost",
+            ["topic"],
             registry=r,
         )
         self.stage_seconds = Histogram(
@@ -106,6 +114,11 @@ class ScorerMetrics(ServiceMetrics):
             "ahunt_scorer_model_info",
             "1 for the model version in use",
             ["survey", "version"],
+            registry=r,
+        )
+        self.redis_pauses = Counter(
+            "ahunt_scorer_redis_pauses_total",
+            "batches paused at the last commit because Redis was unavailable (retried)",
             registry=r,
         )
         self.model_swaps = Counter(
