@@ -12,6 +12,11 @@ BENCHMARKS: tuple[Command, ...] = (
     Command(
         "throughput", "the scorer through a real broker, with stage ceilings", "bench.throughput"
     ),
+    Command(
+        "soak",
+        "the whole stack under a steady stream with labels and retrains: memory slopes, losses",
+        "bench.soak",
+    ),
 )
 
 

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from confluent_kafka import TopicPartition
 
+from bench.cpu import CpuMeter, roles, runnable
+
 REPO = Path(__file__).resolve().parents[1]
 WARMUP_S = 5.0  # seconds of traffic before the latency clock starts
 
@@ -46,6 +48,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--latency-rate", type=float, default=250.0, help="alerts/s (0 skips)")
     p.add_argument("--latency-seconds", type=float, default=30.0)
+    p.add_argument(
+        "--ceiling-seconds",
+        type=float,
+        default=10.0,
+        help="run ../shared/tools/ceiling.py (the single-process reference pipeline) for this "
+        "many seconds per stage after the scorer phases, and report the ratios (0 skips)",
+    )
     p.add_argument("--json", type=Path, default=None)
 
 
@@ -198,13 +207,26 @@ def stage_summary(metrics_urls: list[str]) -> dict[str, Any]:
 
     buckets: dict[str, dict[float, float]] = {}
     sums: dict[str, float] = {}
-    published = 0.0
+    cpu: dict[str, float] = {}
+    producer_ms: dict[str, float] = {}  # librdkafka's windows, worst worker
+    published = consumed = 0.0
     for url in metrics_urls:
         with urllib.request.urlopen(url, timeout=5) as response:
             text = response.read().decode()
         for family in text_string_to_metric_families(text):
             if family.name == "ahunt_scorer_published":
                 published += sum(s.value for s in family.samples if s.name.endswith("_total"))
+            if family.name == "ahunt_scorer_alerts_consumed":
+                consumed += sum(s.value for s in family.samples if s.name.endswith("_total"))
+            if family.name == "ahunt_scorer_producer_latency_seconds":
+                for sample in family.samples:
+                    name = f"{sample.labels['window']}_{sample.labels['quantile']}"
+                    producer_ms[name] = max(producer_ms.get(name, 0.0), 1000 * sample.value)
+            if family.name == "ahunt_scorer_stage_cpu_seconds":
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        stage = sample.labels.get("stage", "")
+                        cpu[stage] = cpu.get(stage, 0.0) + sample.value
             if family.name != "ahunt_scorer_stage_seconds":
                 continue
             for sample in family.samples:
@@ -215,7 +237,9 @@ def stage_summary(metrics_urls: list[str]) -> dict[str, Any]:
                     per[bound] = per.get(bound, 0.0) + sample.value
                 elif sample.name.endswith("_sum"):
                     sums[stage] = sums.get(stage, 0.0) + sample.value
-    out: dict[str, Any] = {"published": published}
+    out: dict[str, Any] = {"published": published, "consumed": consumed}
+    if producer_ms:
+        out["producer_latency_ms"] = {k: round(v, 2) for k, v in sorted(producer_ms.items())}
     for stage, per in buckets.items():
         bounds = sorted(per)
         count = per[bounds[-1]]
@@ -227,6 +251,10 @@ def stage_summary(metrics_urls: list[str]) -> dict[str, Any]:
             "mean_ms": round(1000 * sums.get(stage, 0.0) / count, 2),
             "p99_le_ms": 1000 * p99,
         }
+        if consumed:  # per alert: wall time in the stage, and the scoring thread's CPU there
+            out[stage]["ms_per_alert"] = round(1000 * sums.get(stage, 0.0) / consumed, 4)
+            if stage in cpu:
+                out[stage]["cpu_ms_per_alert"] = round(1000 * cpu[stage] / consumed, 4)
     return out
 
 
@@ -280,14 +308,20 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         topic, group = f"bench.{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:8]}"
         ensure_topics(kafka, ep.kafka, [topic], partitions=a.partitions)
         delivery = Delivery(producer(kafka, ep.kafka))
+        produce_meter = CpuMeter(roles())
         for start in range(0, len(messages), 1000):
             delivery.send([OutMessage(topic, m) for m in messages[start : start + 1000]])
+        results["cpu_produce_backlog"] = produce_meter.stop(len(messages))
+        del delivery  # its client must not outlive the broker (it would log reconnects)
         print(
             f"backlog of {len(messages)} alerts on {a.partitions} partitions; "
             f"{a.workers} scorers ...",
             file=sys.stderr,
             flush=True,
         )
+        from services.common.embedded import free_port
+
+        backlog_ports = [free_port() for _ in range(a.workers)]
         procs = _workers(
             a.workers,
             {
@@ -295,15 +329,18 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 "AHUNT_SCORER_INPUT_TOPICS": json.dumps([topic]),
                 "AHUNT_SCORER_GROUP_ID": group,
             },
+            backlog_ports,
         )
         try:
             t_first = done_first = None
+            meter: CpuMeter | None = None
             deadline = time.monotonic() + 900
             while time.monotonic() < deadline:
                 done = _committed(ep.kafka, group, topic, a.partitions)
                 now = time.monotonic()
                 if done and t_first is None:
                     t_first, done_first = now, done
+                    meter = CpuMeter(roles({"scorer": [p.pid for p in procs]}))
                 if done >= len(messages):
                     break
                 time.sleep(0.25)
@@ -318,6 +355,12 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 "seconds": elapsed,
                 "completed": done >= len(messages),
             }
+            assert meter is not None
+            # CPU per alert of each process between the first commit and the last
+            results["cpu_backlog"] = meter.stop(done - done_first)
+            results["backlog"]["scorers"] = stage_summary(
+                [f"http://127.0.0.1:{p}/metrics" for p in backlog_ports]
+            )
         finally:
             for p in procs:
                 p.terminate()
@@ -332,8 +375,6 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             store.save_profile(r, watcher)
             topic, group = f"lat.{uuid.uuid4().hex[:8]}", f"lat-{uuid.uuid4().hex[:8]}"
             ensure_topics(kafka, ep.kafka, [topic, user_topic("latency")], partitions=a.partitions)
-            from services.common.embedded import free_port
-
             ports = [free_port() for _ in range(a.workers)]
             procs = _workers(
                 a.workers,
@@ -343,6 +384,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     "AHUNT_SCORER_GROUP_ID": group,
                     "AHUNT_SCORER_BATCH_SIZE": "64",
                     "AHUNT_SCORER_POLL_TIMEOUT_S": "0.02",
+                    # librdkafka's windows: the last one read at the end covers the steady state
+                    "KAFKA_STATISTICS_INTERVAL_MS": str(int(1000 * a.latency_seconds)),
                 },
                 ports,
             )
@@ -360,14 +403,21 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 latencies: list[float] = []
                 warm: list[float] = []
                 sent = 0
+                lat_meter: CpuMeter | None = None
+                run_queue: list[int] = []  # runnable processes, sampled every 100 ms
+                next_sample = 0.0
                 while sent < n or len(latencies) + len(warm) < sent:
                     target = min(n, int((time.perf_counter() - t_start) * a.latency_rate))
                     while sent < target:
                         if sent == warmup:
                             steady_from_ms = int(time.time() * 1000)
+                            lat_meter = CpuMeter(roles({"scorer": [p.pid for p in procs]}))
                         paced.produce(topic, messages[sent % len(messages)])
                         sent += 1
                     paced.poll(0)
+                    if steady_from_ms is not None and time.perf_counter() >= next_sample:
+                        run_queue.append(runnable())
+                        next_sample = time.perf_counter() + 0.1
                     for m in reader.consume(500, 0.01):
                         if m.error() is None:
                             src = dict(m.headers() or []).get("ahunt-source-timestamp-ms")
@@ -382,7 +432,10 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     if time.perf_counter() - t_start > WARMUP_S + a.latency_seconds + 60:
                         break
                 paced.flush(10)
+                del paced
                 reader.close()
+                if lat_meter is not None:  # steady state: paced producer and reader are "bench"
+                    results["cpu_latency"] = lat_meter.stop(sent - warmup)
                 lat = np.array(latencies, dtype=np.float64)
                 results["latency"] = {
                     "rate_per_s": a.latency_rate,
@@ -393,6 +446,13 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     "p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
                     "p99_ms": float(np.percentile(lat, 99)) if lat.size else None,
                     "max_ms": float(lat.max()) if lat.size else None,
+                    # the machine's run queue in the steady state (2 cores: > 2 means waiting)
+                    "run_queue": {
+                        "cores": os.cpu_count(),
+                        "p50": float(np.percentile(run_queue, 50)) if run_queue else None,
+                        "p99": float(np.percentile(run_queue, 99)) if run_queue else None,
+                        "max": max(run_queue) if run_queue else None,
+                    },
                     # warm-up included: where a slow batch's time went
                     "scorers": stage_summary([f"http://127.0.0.1:{p}/metrics" for p in ports]),
                 }
@@ -401,12 +461,92 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     proc.terminate()
                 for proc in procs:
                     proc.wait(30)
+    if a.ceiling_seconds > 0:
+        results["reference"] = reference(a.samples, a.ceiling_seconds, results)
     return results
+
+
+CEILING = REPO.parent / "shared" / "tools" / "ceiling.py"
+
+
+def reference(samples: Path, seconds: float, results: dict[str, Any]) -> dict[str, Any]:
+    """``../shared/tools/ceiling.py`` right after the scorer phases (same machine, same
+    sitting): its end-to-end single-process pipeline, and the ratios the issue targets."""
+    if not CEILING.exists():
+        return {"error": f"{CEILING} not found"}
+    print("reference pipeline (ceiling.py) ...", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ceiling.json"
+        proc = subprocess.run(
+            [sys.executable, str(CEILING), str(samples), "--seconds", str(seconds)]
+            + ["--json", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if not out.exists():
+            return {"error": f"ceiling.py exited {proc.returncode}: {proc.stderr[-2000:]}"}
+        ceiling = json.loads(out.read_text())
+    e2e = ceiling.get("details", {}).get("e2e", {})
+    e2e_cpu = e2e.get("cpu", {})
+    ref: dict[str, Any] = {
+        "e2e_per_s": ceiling.get("e2e_per_s"),
+        "e2e_p50_ms": ceiling.get("e2e_p50_ms"),
+        "e2e_p99_ms": ceiling.get("e2e_p99_ms"),
+        "decode_per_s": ceiling.get("decode_per_s"),
+        "infer_per_s": ceiling.get("infer_per_s"),
+        "others_load": ceiling.get("others_load"),
+        "exit_code": proc.returncode,
+    }
+    alerts = e2e.get("alerts")
+    if alerts and e2e_cpu.get("wall_s"):
+        wall = e2e_cpu["wall_s"]
+        ref["cpu_ms_per_alert"] = {
+            "pipeline": round(1000 * (e2e_cpu.get("own_cpu_cores") or 0) * wall / alerts, 4),
+            "broker": round(1000 * (e2e_cpu.get("broker_cpu_cores") or 0) * wall / alerts, 4),
+        }
+    backlog, latency = results.get("backlog", {}), results.get("latency", {})
+    if ref["e2e_per_s"] and backlog.get("alerts_per_s"):
+        ref["backlog_over_reference_rate"] = round(backlog["alerts_per_s"] / ref["e2e_per_s"], 3)
+    if ref["e2e_p99_ms"] and latency.get("p99_ms"):
+        ref["p99_over_reference_p99"] = round(latency["p99_ms"] / ref["e2e_p99_ms"], 3)
+    return ref
+
+
+def summary(results: dict[str, Any]) -> str:
+    """The figures the issue targets, one line each (the JSON has the rest)."""
+    lines = []
+    backlog, latency, ref = (results.get(k, {}) for k in ("backlog", "latency", "reference"))
+    for phase in ("cpu_backlog", "cpu_latency"):
+        cpu = results.get(phase)
+        if cpu:
+            per = ", ".join(f"{r} {v}" for r, v in cpu["cpu_ms_per_alert"].items())
+            lines.append(
+                f"{phase}: CPU ms/alert {per}; scorer path {cpu['scorer_path_ms_per_alert']} "
+                f"(load1 {cpu['load1_before']} -> {cpu['load1_after']})"
+            )
+    if backlog:
+        lines.append(f"backlog: {backlog['alerts_per_s']:.0f} alerts/s")
+    if latency:
+        lines.append(
+            f"latency at {latency['rate_per_s']:.0f}/s: p50 {latency['p50_ms']} ms, "
+            f"p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms; run queue p50 "
+            f"{latency['run_queue']['p50']}, p99 {latency['run_queue']['p99']} "
+            f"on {latency['run_queue']['cores']} cores"
+        )
+    if ref:
+        lines.append(
+            f"reference: {ref.get('e2e_per_s')} alerts/s, p99 {ref.get('e2e_p99_ms')} ms; "
+            f"backlog/reference {ref.get('backlog_over_reference_rate')}, "
+            f"p99/reference {ref.get('p99_over_reference_p99')}"
+        )
+    return "\n".join(lines)
 
 
 def main(a: argparse.Namespace) -> int:
     results = run(a)
     print(json.dumps(results, indent=1))
+    print(summary(results), file=sys.stderr)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(results, indent=1))

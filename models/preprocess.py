@@ -9,7 +9,7 @@ parameters travel in the model manifest through ``InputSpec.to_dict`` and
 
 Pipeline::
 
-    stamps --fit_stamp/assemble--> raw (N, C, H, W) float32 with NaN + valid mask
+    stamps --fit_stamp/assemble--> raw (N, C, H, W) float32 (NaN padding) + valid mask
            --preprocess--> finite float32 (N, C, H, W), invalid pixels = 0.0
 
 ZTF stamps cut at a CCD edge (63x53, 41x63, ...) are padded, never dropped, and the padding is
@@ -122,24 +122,14 @@ class Preprocessing:
 
     >>> Preprocessing().to_dict()
     {'kind': 'robust', 'clip': 20.0, 'softening': 3.0, 'stats_step': 1}
-
-    ``fill_threshold`` (off by default, so existing models keep their exact input) also makes
-    every pixel with ``|value| >= fill_threshold`` invalid: ZTF writes some masked pixels as a
-    finite fill value (-3.4e38) instead of NaN, which a robust scale would otherwise clip to
-    ``-clip`` and feed to the network as a black blot. It is written to the manifest only when
-    set, so manifests of models without it stay exactly as they were.
-
     >>> Preprocessing.from_dict({"kind": "identity"})
-    Preprocessing(kind='identity', clip=20.0, softening=3.0, stats_step=1, fill_threshold=None)
-    >>> Preprocessing(fill_threshold=1e30).to_dict()["fill_threshold"]
-    1e+30
+    Preprocessing(kind='identity', clip=20.0, softening=3.0, stats_step=1)
     """
 
     kind: PreprocessingKind = "robust"
     clip: float = 20.0
     softening: float = 3.0
     stats_step: int = 1
-    fill_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -155,32 +145,19 @@ class Preprocessing:
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or int(step) < 1:
             raise ValueError(f"Preprocessing.stats_step must be an int >= 1, got {step!r}")
         object.__setattr__(self, "stats_step", int(step))
-        fill = self.fill_threshold
-        if fill is not None:
-            if isinstance(fill, bool) or not isinstance(fill, numbers.Real):
-                raise ValueError(f"Preprocessing.fill_threshold must be a number, got {fill!r}")
-            if not (math.isfinite(fill) and float(fill) > 0):
-                raise ValueError(
-                    f"Preprocessing.fill_threshold must be finite and > 0, got {fill!r}"
-                )
-            object.__setattr__(self, "fill_threshold", float(fill))
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "kind": self.kind,
             "clip": self.clip,
             "softening": self.softening,
             "stats_step": self.stats_step,
         }
-        if self.fill_threshold is not None:
-            out["fill_threshold"] = self.fill_threshold
-        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
         # Missing keys take their defaults, so manifests written before a field existed load.
-        keys = ("kind", "clip", "softening", "stats_step", "fill_threshold")
-        _check_keys(data, keys, "Preprocessing")
+        _check_keys(data, ("kind", "clip", "softening", "stats_step"), "Preprocessing")
         return cls(**dict(data))
 
 
@@ -204,14 +181,30 @@ def _place(size: int, target: int) -> tuple[int, int, int]:
     return (size - target) // 2, 0, target
 
 
+# ZTF writes some masked pixels as a fill value (-3.4e38, float32's lowest, in 1 of 738 real
+# stamps) instead of NaN. No real pixel comes near 1e30 counts, so such values are invalid
+# pixels exactly as NaN is; left in, one of them dominated the stamp's scale and flattened it.
+FILL_LIMIT = np.float32(1e30)
+
+
+def usable(pixels: np.ndarray) -> np.ndarray:
+    """Valid pixels: finite and below :data:`FILL_LIMIT` in magnitude (NaN compares False).
+
+    >>> usable(np.array([1.0, np.nan, -np.inf, -3.4e38, 1e29], dtype=np.float32)).tolist()
+    [True, False, False, False, True]
+    """
+    # No errstate needed (NaN compares without a warning), and it would double the cost.
+    return cast(np.ndarray, np.abs(pixels) < FILL_LIMIT)
+
+
 def fit_stamp(stamp: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Fit one 2-D stamp of any size into ``height`` x ``width``.
 
     Returns ``(pixels, valid)``: a native float32 array and a bool mask, both exactly
     ``(height, width)``. Smaller stamps are centred (odd remainder after the stamp, see
     :func:`_place`) with NaN padding that is invalid; larger stamps are centre-cropped;
-    non-finite pixels are invalid. Any int or float dtype, either byte order (FITS is big-endian),
-    is accepted.
+    non-finite pixels and fill values (:func:`usable`) are invalid. Any int or float dtype,
+    either byte order (FITS is big-endian), is accepted.
 
     Centring is what we can do from the pixels alone: a stamp cut at a CCD edge has lost pixels
     on one side only, so the source is then off-centre by up to half the missing width. The valid
@@ -246,8 +239,10 @@ def fit_stamp(stamp: np.ndarray, height: int, width: int) -> tuple[np.ndarray, n
         pixels[dst_r : dst_r + n_r, dst_c : dst_c + n_c] = array[
             src_r : src_r + n_r, src_c : src_c + n_c
         ]
-    # Padding is NaN, so one isfinite marks padding and bad pixels (NaN, +-inf) alike.
-    return pixels, np.isfinite(pixels)
+    # Padding is NaN, so one comparison marks padding and bad pixels (NaN, +-inf, fill values)
+    # alike. Fill values stay in ``pixels`` (rewriting them would cost every stamp a pass):
+    # everything downstream reads the mask.
+    return pixels, usable(pixels)
 
 
 def assemble(
@@ -255,8 +250,9 @@ def assemble(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stack ``stamps[i][c]`` (channel ``c`` of item ``i``) into a batch.
 
-    Returns raw float32 ``(N, C, H, W)`` with NaN where invalid, and the bool valid mask of the
-    same shape. A ``None`` channel (cutout missing from the alert) is all invalid.
+    Returns raw float32 ``(N, C, H, W)`` (NaN where nothing was, such as padding), and the bool
+    valid mask of the same shape (the one record of which pixels are invalid: padding, NaN, inf,
+    fill values). A ``None`` channel (cutout missing from the alert) is all invalid.
 
     >>> x, valid = assemble([[np.zeros((2, 2)), None]], InputSpec(2, 2, 2))
     >>> x.shape, valid.sum(axis=(2, 3)).tolist()
@@ -446,10 +442,10 @@ def _robust(
 def preprocess(x: np.ndarray, config: Preprocessing, valid: np.ndarray | None = None) -> np.ndarray:
     """Turn raw ``(N, C, H, W)`` stamps into finite float32 network input.
 
-    ``valid`` defaults to ``np.isfinite(x)``; non-finite pixels (and fill values, when
-    ``config.fill_threshold`` is set) are invalid even where ``valid`` says otherwise. Returns a
-    new C-contiguous float32 array (``x`` is never modified) whose invalid pixels are exactly
-    0.0. Vectorised over items and channels, deterministic.
+    ``valid`` defaults to :func:`usable` pixels (finite, no fill values); non-finite pixels are
+    invalid even where ``valid`` says otherwise (a mask from :func:`assemble` also excludes the
+    fill values). Returns a new C-contiguous float32 array (``x`` is never modified) whose
+    invalid pixels are exactly 0.0. Vectorised over items and channels, deterministic.
 
     >>> x = np.array([[[[1.0, 2.0], [3.0, np.nan]]]], dtype=np.float32)
     >>> preprocess(x, Preprocessing("identity"))
@@ -470,13 +466,12 @@ def preprocess(x: np.ndarray, config: Preprocessing, valid: np.ndarray | None = 
     # Values beyond the float32 range become +-inf and hence invalid: no warning for that.
     with np.errstate(over="ignore", invalid="ignore"):
         pixels = np.asarray(array, dtype=np.float32)
-    finite = np.isfinite(pixels)
-    if config.fill_threshold is not None:
-        # np.abs of a finite float32 is finite: the comparison cannot raise or warn.
-        finite &= np.abs(pixels) < np.float32(config.fill_threshold)
     if valid is None:
-        mask = finite
+        mask = usable(pixels)
     else:
+        # np.isfinite is 3x cheaper than usable(): a mask from assemble() has the fill values
+        # out already, so this pass only guards a caller's mask against NaN and inf.
+        finite = np.isfinite(pixels)
         given = np.asarray(valid)
         if given.shape != array.shape:
             raise ValueError(f"valid has shape {given.shape}, expected {array.shape}")

@@ -88,6 +88,11 @@ COMMANDS: tuple[Command, ...] = (
         "add_redis_arguments",
         "redis_main",
     ),
+    Command(
+        "redis",
+        "Redis data: migrate an existing deployment's keys to this version's names",
+        "services.tools.redis_migrate",
+    ),
     # Tools (services/tools/): alerts in and out, the stack on one machine, the demo.
     Command("decode", "decode alert packets, one JSON line per record", "services.tools.decode"),
     Command("replay", "publish alert files to Kafka", "services.tools.replay"),

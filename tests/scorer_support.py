@@ -132,3 +132,33 @@ def wait_until(condition: Any, timeout_s: float, every_s: float = 0.5) -> bool:
             return False
         time.sleep(every_s)
     return True
+
+
+def reference_outputs(
+    payloads: list[bytes], model_root: Path, redis_client: Any, src: str, partitions: int
+) -> dict[str, set[str]]:
+    """The fault-free run: the scorer's own handler over the whole stream, in-process; the keys
+    each output topic must hold."""
+    from prometheus_client import CollectorRegistry
+
+    from services.scorer.app import Scorer
+    from services.scorer.metrics import ScorerMetrics
+    from services.scorer.model import ModelSlot, load_model
+    from services.scorer.settings import ScorerSettings
+
+    slot = ModelSlot()
+    slot.swap("ztf", load_model(model_root / "ztf" / "ztf-0001"))
+    settings = ScorerSettings(model_dir=model_root, metrics_port=0)
+    scorer = Scorer(settings, slot, redis_client, ScorerMetrics(CollectorRegistry()), None)
+    scorer.refresh_users(force=True)
+    want: dict[str, set[str]] = {}
+    for start in range(0, len(payloads), 256):
+        messages = [
+            Message(topic=src, partition=i % partitions, offset=i, value=p, timestamp=(1, 1))
+            for i, p in enumerate(payloads[start : start + 256], start)
+        ]
+        outputs, dead = scorer(messages)
+        assert dead == []
+        for out in outputs:
+            want.setdefault(out.topic, set()).add((out.key or b"").decode())
+    return want

@@ -35,10 +35,9 @@ _CLASS_COLUMNS = ("label", "class")
 # Not a class a user would name: the weak-label rules found nothing (label_alerts.py).
 UNLABELLED = "unknown"
 
-# ZTF writes invalid pixels as a huge negative float (-3.4e38, finite in float32) as well as NaN;
-# nothing on the sky is that bright, so any |value| at or above this is a fill value.
-FILL_THRESHOLD = 1e30
-REAL_PREPROCESSING = Preprocessing(kind="robust", fill_threshold=FILL_THRESHOLD)
+# The product's own preprocessing: it masks ZTF's fill values (-3.4e38) like NaN
+# (models.preprocess.usable), so real stamps need no option of their own.
+REAL_PREPROCESSING = Preprocessing(kind="robust")
 
 
 @dataclass(frozen=True)

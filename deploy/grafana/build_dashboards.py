@@ -227,6 +227,33 @@ def pipeline() -> Board:
         unit="s",
     )
     b.panel(
+        "Scoring thread CPU per alert, by stage",
+        [
+            (
+                f"sum by (stage) (rate(ahunt_scorer_stage_cpu_seconds_total[{RATE}])) / "
+                f"scalar(sum(rate(ahunt_scorer_alerts_consumed_total[{RATE}])))",
+                "{{stage}}",
+            ),
+        ],
+        unit="s",
+        description="CPU seconds per consumed alert in each stage (time.thread_time of the "
+        "scoring thread; on a shared node wall time includes waiting for a core). produce and "
+        "commit run in librdkafka's threads and are not here.",
+    )
+    b.panel(
+        "Producer latency windows (librdkafka, worst broker)",
+        [
+            (
+                "max by (window, quantile) (ahunt_scorer_producer_latency_seconds)",
+                "{{window}} {{quantile}}",
+            ),
+        ],
+        unit="s",
+        description="Only with KAFKA_STATISTICS_INTERVAL_MS > 0. int_latency: queued in the "
+        "client before sending (high when the client's threads get no CPU); rtt: the broker's "
+        "round trip; outbuf_latency: waiting for a free request slot.",
+    )
+    b.panel(
         "End-to-end latency (Kafka timestamp to commit)",
         quantiles("ahunt_scorer_end_to_end_seconds", "", ""),
         unit="s",
@@ -305,7 +332,7 @@ def users_and_models() -> Board:
         ],
         unit="ops",
         description="What users answer; per-user counts are in Redis "
-        "(ahunt:labels:<user>), not in metrics, to bound cardinality.",
+        "(ahunt:user:<user>:labels), not in metrics, to bound cardinality.",
     )
     b.panel(
         "Training labels per survey",

@@ -8,6 +8,7 @@ code knows these are not Apache Kafka and a production Redis: they are reached b
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -42,12 +43,21 @@ def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pope
 
 
 def start_server(
-    command: list[str], host: str, port: int, timeout: float
+    command: list[str],
+    host: str,
+    port: int,
+    timeout: float,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a server in its own session (Ctrl-C in a terminal reaches us, and we stop it) and
-    wait until it listens; a server that fails to come up is stopped before raising."""
+    wait until it listens; a server that fails to come up is stopped before raising. ``env``
+    goes on top of this process's environment."""
     process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=None if env is None else {**os.environ, **env},
     )
     try:
         wait_for_port(host, port, timeout, process)
@@ -110,6 +120,11 @@ class _ServerContext:
 class EmbeddedKafka(_ServerContext):
     """A Tansu broker on a loopback port, as a context manager (memory storage: no durability).
 
+    ``storage_engine`` picks another of Tansu's engines: ``s3://BUCKET/`` keeps every topic,
+    record and committed offset in an S3 bucket (``env`` gives the ``AWS_*`` variables saying
+    where), so the broker survives kill -9 (tests/faults/test_broker_restart.py). The bundled
+    build has no PostgreSQL engine (``FeatureNotEnabled postgres``).
+
     ``authentication`` starts it with ``--authentication`` (SASL/SCRAM required). Tansu 0.6.0 then
     refuses every client, because a SCRAM credential can only be created over an authenticated
     connection and its memory storage starts empty: only the security tests use it (see
@@ -119,6 +134,8 @@ class EmbeddedKafka(_ServerContext):
     port: int = 0
     host: str = "127.0.0.1"
     authentication: bool = False
+    storage_engine: str = "memory://tansu/"
+    env: dict[str, str] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -137,13 +154,23 @@ class EmbeddedKafka(_ServerContext):
                 url,
                 "--advertised-listener-url",
                 url,
+                "--storage-engine",
+                self.storage_engine,
                 *(["--authentication"] if self.authentication else []),
             ],
             self.host,
             self.port,
             timeout,
+            self.env,
         )
         return self
+
+    def kill(self) -> None:
+        """kill -9, as a crash would (``start()`` again brings it back on the same port)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
 
     def stop(self) -> None:
         stop_server(self.process, 5)

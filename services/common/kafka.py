@@ -41,6 +41,7 @@ dead_log = logging.getLogger("ahunt.dlq")
 
 __all__ = [
     "PERMANENT_PRODUCE_ERRORS",
+    "TRANSIENT_CONSUMER_ERRORS",
     "ConsumerLoop",
     "DeadLetter",
     "Delivery",
@@ -78,12 +79,17 @@ class OutMessage:
 def producer(settings: KafkaSettings, bootstrap: str, **extra: Any) -> Producer:
     config: dict[str, Any] = {
         **settings.client_config(bootstrap),
-        # Idempotent: broker-side dedupe of our own retries; acks=all is implied.
-        "enable.idempotence": True,
+        # Idempotent: broker-side dedupe of our own retries (KafkaSettings says when not).
+        "enable.idempotence": settings.enable_idempotence,
+        "acks": "all",
         "linger.ms": 5,
         "compression.type": "none",
         **extra,
     }
+    if settings.statistics_interval_ms and "stats_cb" in extra:
+        config["statistics.interval.ms"] = settings.statistics_interval_ms
+    else:
+        config.pop("stats_cb", None)  # librdkafka would compute statistics nobody reads
     return Producer(config)
 
 
@@ -267,9 +273,31 @@ def poll_batch(c: Consumer, max_messages: int, timeout_s: float) -> list[Message
         err = m.error()
         if err is None:
             good.append(m)
+        elif err.code() in TRANSIENT_CONSUMER_ERRORS:
+            log.warning("broker unreachable or reorganising, the client retries: %s", err.str())
         elif err.code() != KafkaError._PARTITION_EOF:
             raise KafkaException(err)
     return good
+
+
+# Consumer errors of a broker that is down, restarting or has lost a topic for a moment: the
+# client reconnects and re-fetches metadata by itself, and nothing was read, so nothing is
+# skipped by going on (a restarted broker that lost data is noticed by ConsumerLoop instead).
+TRANSIENT_CONSUMER_ERRORS = frozenset(
+    {
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._RESOLVE,
+        KafkaError._TIMED_OUT,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
 
 
 Handler = Callable[[Sequence[Message]], tuple[list[OutMessage], list[DeadLetter]]]
@@ -323,8 +351,29 @@ class ConsumerLoop:
     # Fault injection for crash tests: exit the process hard after delivering this many batches,
     # before committing the last one (0 = never).
     crash_after_batches: int = 0
+    # A broker that went away: with a factory, a batch whose outputs were not acknowledged is
+    # sent again through a new producer, ``delivery_attempts`` times in all, backing off, before
+    # DeliveryError is raised. A new producer because an idempotent one's sequence numbers are
+    # refused for ever by a broker that restarted without its state; the retried outputs are
+    # keyed copies, which every consumer of our topics already expects.
+    producer_factory: Callable[[], Producer] | None = None
+    delivery_attempts: int = 6
+    # (topic, partition, offset this loop last committed, offset now read): the broker handed
+    # out an offset below one this loop had committed, so it lost the partition's log or its
+    # committed offsets (a broker restarted without durable storage) or someone reset the group.
+    on_offsets_reset: Callable[[str, int, int, int], None] | None = None
+    # Errors of a store the handler needs that pass by themselves (Redis restarting): the loop
+    # pauses instead of exiting: each partition of the batch goes back to its first message (the
+    # one after the last commit), ``on_pause`` is told (the handler drops state it derived from
+    # the failed batch), and the batch is tried again every ``pause_s``, polling meanwhile so the
+    # consumer stays in its group.
+    pause_if: Callable[[Exception], bool] | None = None
+    pause_s: float = 1.0
+    on_pause: Callable[[BaseException | None], None] | None = None
     stopping: bool = False
     _delivered_batches: int = 0
+    _paused_since: float | None = None
+    _committed: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def run(self, max_batches: int | None = None) -> None:
         batches = 0
@@ -338,14 +387,37 @@ class ConsumerLoop:
         if not good:
             return False
         started = time.perf_counter()
-        outputs, dead = self.handler(good)
+        self._check_offsets(good)
+        try:
+            outputs, dead = self.handler(good)
+        except Exception as exc:
+            if self.pause_if is None or not self.pause_if(exc):
+                raise
+            self._pause(good, exc)
+            return False
+        if self._paused_since is not None:
+            log.warning("resumed after %.1f s", time.monotonic() - self._paused_since)
+            self._paused_since = None
+            if self.on_pause is not None:
+                self.on_pause(None)
         handled = time.perf_counter()
-        self.deliver(outputs, dead)
+        self._deliver_with_retries(outputs, dead)
         delivered = time.perf_counter()
         self._delivered_batches += 1
         if self.crash_after_batches and self._delivered_batches >= self.crash_after_batches:
             os._exit(75)
-        self.consumer.commit(offsets=next_offsets(good), asynchronous=False)
+        offsets = next_offsets(good)
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            if self.producer_factory is None:
+                raise
+            # Delivered but not committed (the group moved on during an outage): the batch is
+            # read again by whoever owns its partitions now; copies, keyed, never a loss.
+            log.warning("commit refused, the batch will be read again: %s", exc)
+            return True
+        for tp in offsets:
+            self._committed[(tp.topic, tp.partition)] = tp.offset
         if self.on_committed is not None:
             self.on_committed(good)
         if self.on_stage is not None:
@@ -354,6 +426,75 @@ class ConsumerLoop:
         if self.on_batch is not None:
             self.on_batch(len(good), time.perf_counter() - started)
         return True
+
+    def _check_offsets(self, messages: Sequence[Message]) -> None:
+        """Say loudly when a partition's offsets went back below what this loop committed."""
+        lowest: dict[tuple[str, int], int] = {}
+        for m in messages:
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            assert topic is not None and partition is not None and offset is not None
+            key = (topic, partition)
+            lowest[key] = min(lowest.get(key, offset), offset)
+        for (topic, partition), offset in sorted(lowest.items()):
+            was = self._committed.get((topic, partition))
+            if was is None or offset >= was:
+                continue
+            log.error(
+                "%s[%d] went back from offset %d (committed here) to %d: the broker lost this "
+                "partition's log or its committed offsets (restarted without durable storage?) "
+                "or the group was reset; records this service had not read before the loss are "
+                "gone from the broker and must be sent again from their source",
+                topic,
+                partition,
+                was,
+                offset,
+            )
+            self._committed[(topic, partition)] = offset
+            if self.on_offsets_reset is not None:
+                self.on_offsets_reset(topic, partition, was, offset)
+
+    def _deliver_with_retries(
+        self, outputs: Sequence[OutMessage], dead: Sequence[DeadLetter]
+    ) -> None:
+        for attempt in range(1, self.delivery_attempts + 1):
+            try:
+                self.deliver(outputs, dead)
+                return
+            except DeliveryError as exc:
+                if self.producer_factory is None or attempt == self.delivery_attempts:
+                    raise
+                wait_s = min(2.0 ** (attempt - 1), 10.0)
+                log.warning(
+                    "outputs not acknowledged (%s): new producer, batch sent again in %.0f s "
+                    "(attempt %d of %d)",
+                    exc,
+                    wait_s,
+                    attempt + 1,
+                    self.delivery_attempts,
+                )
+                self.delivery.producer.purge()
+                self.delivery.producer = self.producer_factory()
+                time.sleep(wait_s)
+
+    def _pause(self, batch: Sequence[Message], exc: BaseException) -> None:
+        if self._paused_since is None:
+            self._paused_since = time.monotonic()
+            log.warning("paused at the last commit (%s: %s); retrying", type(exc).__name__, exc)
+        first: dict[tuple[str, int], int] = {}
+        for m in batch:
+            key = (m.topic() or "", m.partition() or 0)
+            first[key] = min(first.get(key, m.offset() or 0), m.offset() or 0)
+        for (topic, partition), offset in first.items():
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException:
+                owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+                if (topic, partition) in owned:
+                    raise  # cannot go back: exit, and a restart replays from the commit
+                # no longer ours (a rebalance): its new owner replays it from the commit
+        if self.on_pause is not None:
+            self.on_pause(exc)
+        time.sleep(self.pause_s)
 
     def deliver(self, outputs: Sequence[OutMessage], dead: Sequence[DeadLetter]) -> None:
         """Deliver ``outputs`` and ``dead`` in the sense of the class docstring, or raise."""

@@ -10,6 +10,12 @@ Users and the scorer's feedback cache (``services.common.store``; scorer writes,
 - ``ahunt:alert:<alert_id>``            hash: meta JSON, stamp (preprocessed float32 .npy bytes),
                                         cutouts (original bytes); TTL (default 7 days), so a label
                                         arriving days later can still be trained on
+Every key that holds a user name is in the user's own namespace ``ahunt:user:<user>:<role>``: a
+name has no ':' (``services.common.users``), so a user's keys can neither equal nor prefix another
+user's or any shared key, and each role's scan/ACL pattern (``labels_key("*")``) matches its own
+keys only (``tests/unit/test_key_names.py``). Before, ``ahunt:labels:<user>`` of a user called
+``revision`` was the revision counter; ``ahunt redis migrate`` renames such old keys.
+
 - ``ahunt:user:<user>:delivered``       hash alert_id -> delivery JSON (score, reason, version)
 - ``ahunt:user:<user>:candidates``      sorted set alert_id by score: recent unlabelled candidates
                                         for the "questions" endpoint, trimmed to a bound
@@ -18,7 +24,7 @@ Users and the scorer's feedback cache (``services.common.store``; scorer writes,
 
 Durable labels (``services.common.labels``; feedback writes, retrain reads)
 
-- ``ahunt:labels:<user>``               hash alert_id -> LabelRecord JSON (one per user and alert)
+- ``ahunt:user:<user>:labels``         hash alert_id -> LabelRecord JSON (one per user and alert)
 - ``ahunt:train:<alert_id>``            hash: ``stamp`` and ``meta``, copied out of the TTL cache
                                         at the first label; no TTL: the permanent training set
 - ``ahunt:labels:revision``             counter, incremented by every label write or undo
@@ -56,10 +62,16 @@ The scorer's own state (``services.scorer``; ``services.common.dead_letters``)
                                         store holds, so its total stays under a cap
 - ``ahunt:dlq:originals:bytes``         counter: the bytes the store holds
 - ``ahunt:budget:<survey>``             hash: the budget clock and the night's start (event time)
-- ``ahunt:budget:<survey>:spent:<user>`` sorted set "<topic>:<partition>:<alert_id>" by delivery
+- ``ahunt:user:<user>:spent:<survey>``  sorted set "<topic>:<partition>:<alert_id>" by delivery
                                         time: what the user's budget spent, per input partition,
                                         so a restarted or added replica spends only the rest
 - ``ahunt:scorer:warmup:<survey>``      the real stamps models are checked on before they serve
+
+Keys of the layout before user namespaces (``ahunt redis migrate`` renames them; nothing else
+reads them)
+
+- ``ahunt:labels:<user>``               now :func:`labels_key`
+- ``ahunt:budget:<survey>:spent:<user>`` now :func:`spent_key`
 """
 
 from __future__ import annotations
@@ -72,7 +84,7 @@ FEEDBACK_OUTBOX_DEAD = "ahunt:feedback:outbox:dead"
 LABELS_REVISION = "ahunt:labels:revision"
 MODEL_SURVEYS = "ahunt:models:surveys"
 MODELS_ANNOUNCE = "ahunt:models:announce"  # a pub/sub channel
-_LABELS_PREFIX = "ahunt:labels:"
+_USER_PREFIX = "ahunt:user:"
 DEAD_LETTER_ORIGINALS = "ahunt:dlq:originals"
 DEAD_LETTER_ORIGINALS_BYTES = "ahunt:dlq:originals:bytes"
 
@@ -85,31 +97,26 @@ def session_key(session_hash: str) -> str:
     return f"ahunt:session:{session_hash}"
 
 
+def _in_user_namespace(user: str, role: str) -> str:
+    """A key of ``user``'s own namespace (every key holding a user name is one of these)."""
+    return f"{_USER_PREFIX}{user}:{role}"
+
+
 def delivered_key(user: str) -> str:
-    return f"ahunt:user:{user}:delivered"
+    return _in_user_namespace(user, "delivered")
 
 
 def candidates_key(user: str) -> str:
-    return f"ahunt:user:{user}:candidates"
+    return _in_user_namespace(user, "candidates")
 
 
 def labels_key(user: str) -> str:
     """A user's labels (``labels_key("*")`` is the scan pattern of every user's).
 
     >>> labels_key("alice")
-    'ahunt:labels:alice'
+    'ahunt:user:alice:labels'
     """
-    return f"{_LABELS_PREFIX}{user}"
-
-
-def labels_user(key: bytes | str) -> str:
-    """The user a :func:`labels_key` belongs to.
-
-    >>> labels_user(b"ahunt:labels:alice")
-    'alice'
-    """
-    text = key.decode() if isinstance(key, bytes) else key
-    return text.removeprefix(_LABELS_PREFIX)
+    return _in_user_namespace(user, "labels")
 
 
 def train_key(alert_id: str) -> str:
@@ -157,8 +164,31 @@ def budget_key(survey: str) -> str:
 
 
 def spent_key(survey: str, user: str) -> str:
-    return f"ahunt:budget:{survey}:spent:{user}"
+    return _in_user_namespace(user, f"spent:{survey}")
 
 
 def warmup_key(survey: str) -> str:
     return f"ahunt:scorer:warmup:{survey}"
+
+
+# The layout before user namespaces, for ``ahunt redis migrate`` only: scan patterns and the
+# new name of a key that matched (None: not an old user key, such as the revision counter).
+OLD_USER_KEY_PATTERNS = ("ahunt:labels:*", "ahunt:budget:*:spent:*")
+
+
+def migrated_name(key: str) -> str | None:
+    """The new name of a key of the old layout, or None.
+
+    >>> migrated_name("ahunt:labels:alice")
+    'ahunt:user:alice:labels'
+    >>> migrated_name("ahunt:budget:ztf:spent:bob")
+    'ahunt:user:bob:spent:ztf'
+    >>> migrated_name(LABELS_REVISION) is None
+    True
+    """
+    parts = key.split(":")
+    if len(parts) == 3 and key.startswith("ahunt:labels:") and key != LABELS_REVISION:
+        return labels_key(parts[2])
+    if len(parts) == 5 and parts[:2] == ["ahunt", "budget"] and parts[3] == "spent":
+        return spent_key(parts[2], parts[4])
+    return None

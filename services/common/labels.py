@@ -8,9 +8,13 @@
 - the label revision, incremented by every label write or undo; the retrain loop compares it
   with the revision its last model was trained at.
 
-A write is one MULTI/EXEC transaction, so the label, its stamp and the revision appear together
-or not at all; with ``appendfsync always`` Redis answers EXEC only after the AOF is fsynced, which
-is what lets the API acknowledge a label as durable.
+A write is one Lua script (:data:`WRITE_SCRIPT`), so the label, its stamp, the revision and the
+API's feedback event appear together or not at all. Not MULTI/EXEC alone: a command failing at
+EXEC (WRONGTYPE) does not roll back the ones before it, which once left a revision bump and a
+phantom event for a label that failed; the script checks every key's type before its first write,
+and Redis refuses a script's first write as a whole (OOM, READONLY), never half of it. With
+``appendfsync always`` Redis answers only after the AOF is fsynced, which is what lets the API
+acknowledge a label as durable.
 
 Conflicting labels (several users labelling one alert differently) are all kept, per user. For
 training, :func:`resolve_training_labels` applies one documented rule: the class chosen by most
@@ -34,10 +38,6 @@ from services.common.values import data, stamp_bytes, stamp_from_bytes
 
 if TYPE_CHECKING:  # types only: the label rules run without a Redis client library
     import redis
-    import redis.asyncio.client
-
-    # A transaction the label commands are queued on: synchronous, or the feedback API's asyncio.
-    Pipeline = redis.client.Pipeline | redis.asyncio.client.Pipeline
 
 MAX_COMMENT = 2_000
 
@@ -62,49 +62,120 @@ class LabelRecord(BaseModel):
         return normalise_class_name(v)
 
 
+# Checks first, writes after: a failure leaves nothing. KEYS: the user's labels, the training
+# copy, the revision, the outbox, the profiles. ARGV: alert id, label JSON, "1" if a stamp is
+# given, stamp, meta JSON, outbox entry ("" none), user, "1" if a profile change is given, the
+# profile as read ("" none), the new profile. Replies {created, revision, profile written: 1,
+# 0 (changed meanwhile: compare-and-set lost) or -1 (none given)}.
+_CHECKS = """
+local function want(key, kind)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= kind then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. t .. ', not a ' .. kind)
+  end
+end
+local function counter(key)
+  local bad = want(key, 'string')
+  if bad then return bad end
+  local v = redis.call('GET', key)
+  if v and not string.match(v, '^%-?%d+$') then
+    return redis.error_reply('ERR ' .. key .. ' is not an integer counter')
+  end
+end
+"""
+WRITE_SCRIPT = (
+    _CHECKS
+    + """
+local bad = want(KEYS[1], 'hash') or want(KEYS[2], 'hash') or counter(KEYS[3])
+  or want(KEYS[4], 'list') or want(KEYS[5], 'hash')
+if bad then return bad end
+local created = redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[2], 'stamp', ARGV[4], 'meta', ARGV[5])
+end
+local revision = redis.call('INCR', KEYS[3])
+if ARGV[6] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[6]) end
+local profile = -1
+if ARGV[8] == '1' then
+  profile = 0
+  local current = redis.call('HGET', KEYS[5], ARGV[7])
+  if (current == false and ARGV[9] == '') or current == ARGV[9] then
+    redis.call('HSET', KEYS[5], ARGV[7], ARGV[10])
+    profile = 1
+  end
+end
+return {created, revision, profile}
+"""
+)
+# KEYS: the user's labels, the revision, the outbox. ARGV: alert id, outbox entry ("" none).
+# The revision and the event change only if a label was removed. Replies {removed, revision}.
+DELETE_SCRIPT = (
+    _CHECKS
+    + """
+local bad = want(KEYS[1], 'hash') or counter(KEYS[2]) or want(KEYS[3], 'list')
+if bad then return bad end
+local removed = redis.call('HDEL', KEYS[1], ARGV[1])
+if removed == 0 then return {0, tonumber(redis.call('GET', KEYS[2]) or '0')} end
+local revision = redis.call('INCR', KEYS[2])
+if ARGV[2] ~= '' then redis.call('LPUSH', KEYS[3], ARGV[2]) end
+return {removed, revision}
+"""
+)
+
+
+def write_args(
+    record: LabelRecord,
+    stamp: np.ndarray | bytes | None,
+    meta: dict[str, Any],
+    event: str = "",
+    profile: tuple[bytes | str | None, str] | None = None,
+) -> tuple[list[str], list[bytes | str]]:
+    """:data:`WRITE_SCRIPT`'s keys and arguments: store ``record`` and (unless ``None``: the
+    training set has it already) its stamp, push ``event`` (an outbox entry, "" none) and, if
+    given, compare-and-set the user's profile from ``profile[0]`` (as read) to ``profile[1]``."""
+    data = b"" if stamp is None else stamp if isinstance(stamp, bytes) else stamp_bytes(stamp)
+    old, new = profile if profile is not None else (None, "")
+    return (
+        [
+            keys.labels_key(record.user),
+            keys.train_key(record.alert_id),
+            keys.LABELS_REVISION,
+            keys.FEEDBACK_OUTBOX,
+            keys.USERS,
+        ],
+        [
+            record.alert_id,
+            record.model_dump_json(),
+            "0" if stamp is None else "1",
+            data,
+            json.dumps(meta),
+            event,
+            record.user,
+            "0" if profile is None else "1",
+            old or b"",
+            new,
+        ],
+    )
+
+
+def delete_args(user: str, alert_id: str, event: str = "") -> tuple[list[str], list[str]]:
+    """:data:`DELETE_SCRIPT`'s keys and arguments."""
+    return [keys.labels_key(user), keys.LABELS_REVISION, keys.FEEDBACK_OUTBOX], [alert_id, event]
+
+
 def write_label(
     client: redis.Redis, record: LabelRecord, stamp: np.ndarray | bytes, meta: dict[str, Any]
 ) -> int:
     """Store ``record`` and its training stamp atomically; returns the new label revision."""
-    data = stamp if isinstance(stamp, bytes) else stamp_bytes(stamp)
-    pipe = client.pipeline(transaction=True)
-    pipe.hset(keys.labels_key(record.user), record.alert_id, record.model_dump_json())
-    pipe.hset(keys.train_key(record.alert_id), mapping={"stamp": data, "meta": json.dumps(meta)})
-    pipe.incr(keys.LABELS_REVISION)
-    return int(pipe.execute()[-1])
-
-
-def queue_write_label(
-    pipe: Pipeline, record: LabelRecord, stamp: np.ndarray | bytes | None, meta: dict[str, Any]
-) -> None:
-    """Queue :func:`write_label`'s commands on the caller's MULTI/EXEC pipeline (sync or asyncio),
-    so other writes (the feedback event outbox, the profile) commit in the same transaction.
-
-    Replies, in order: HSET of the label (1 = new, 0 = replaced), HSET of the training stamp
-    (only when ``stamp`` is given: ``None`` keeps the stamp already in the training set), INCR of
-    the revision.
-    """
-    pipe.hset(keys.labels_key(record.user), record.alert_id, record.model_dump_json())
-    if stamp is not None:
-        data = stamp if isinstance(stamp, bytes) else stamp_bytes(stamp)
-        pipe.hset(
-            keys.train_key(record.alert_id), mapping={"stamp": data, "meta": json.dumps(meta)}
-        )
-    pipe.incr(keys.LABELS_REVISION)
-
-
-def queue_delete_label(pipe: Pipeline, user: str, alert_id: str) -> None:
-    """Queue :func:`delete_label`'s commands on the caller's transaction (replies: HDEL, INCR)."""
-    pipe.hdel(keys.labels_key(user), alert_id)
-    pipe.incr(keys.LABELS_REVISION)
+    names, args = write_args(record, stamp, meta)
+    _created, revision, _ = client.eval(WRITE_SCRIPT, len(names), *names, *args)
+    return int(revision)
 
 
 def delete_label(client: redis.Redis, user: str, alert_id: str) -> bool:
     """Undo a user's label. The training stamp stays (other users may have labelled it)."""
-    pipe = client.pipeline(transaction=True)
-    pipe.hdel(keys.labels_key(user), alert_id)
-    pipe.incr(keys.LABELS_REVISION)
-    removed, _ = pipe.execute()
+    names, args = delete_args(user, alert_id)
+    removed, _ = client.eval(DELETE_SCRIPT, len(names), *names, *args)
     return bool(removed)
 
 
@@ -126,7 +197,7 @@ def parse_labels(stored: Iterable[bytes | str]) -> list[LabelRecord]:
     return sorted(records, key=lambda r: (r.labelled_at, r.alert_id))
 
 
-# Every user's label hash; scan with _type="hash": the revision counter's key matches too.
+# Every user's label hash (no other key matches: tests/unit/test_key_names.py).
 LABEL_KEYS = keys.labels_key("*")
 
 

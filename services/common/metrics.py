@@ -8,11 +8,37 @@ Defined in code only, so dashboards and alert rules have one place to check agai
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar, Self
 
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, start_http_server
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class BoundedValues:
+    """The values one label of a metric may take, bounded by configuration, never by users'
+    input (a class name or a user name as a label value made one series per distinct name: 300
+    relabels, 300 series): ``known`` values (a configured taxonomy) always keep their own; the
+    first ``limit`` other distinct values too; every later one folds to ``other``.
+
+    >>> classes = BoundedValues(limit=1, known={"sn"})
+    >>> [classes(c) for c in ("sn", "lens", "kn", "lens", "sn")]
+    ['sn', 'lens', 'other', 'lens', 'sn']
+    """
+
+    def __init__(self, limit: int, known: Iterable[str] = (), other: str = "other") -> None:
+        self.limit, self.other = limit, other
+        self.known = frozenset(known)
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.known or value in self.seen:
+            return value
+        if len(self.seen) < self.limit:
+            self.seen.add(value)
+            return value
+        return self.other
 
 
 class ServiceMetrics:

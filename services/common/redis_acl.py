@@ -66,9 +66,21 @@ ADMIN = RedisRole(
 )
 SCORER = RedisRole(
     "ahunt-scorer",
-    _DATA,
-    (keys.alert_key("*"), keys.delivered_key("*"), keys.candidates_key("*"), keys.USERS),
-    why="writes the feedback cache and deliveries; reads user profiles",
+    (*_DATA, "+@scripting"),  # scripts: the dead-letter originals' capped store
+    (
+        keys.alert_key("*"),
+        keys.delivered_key("*"),
+        keys.candidates_key("*"),
+        keys.USERS,
+        keys.budget_key("*"),
+        keys.spent_key("*", "*"),
+        keys.warmup_key("*"),
+        keys.dead_letter_original_key("*"),
+        keys.DEAD_LETTER_ORIGINALS,
+        keys.DEAD_LETTER_ORIGINALS_BYTES,
+    ),
+    why="writes the feedback cache, deliveries, budgets, warm-up stamps and dead letters' "
+    "originals; reads user profiles",
 )
 SCORER_REGISTRY = RedisRole(
     "ahunt-scorer-registry",

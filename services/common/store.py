@@ -62,8 +62,29 @@ def record_delivery(
     ttl_s: int,
     candidates_max: int,
 ) -> None:
-    pipe.hset(keys.delivered_key(user), alert_id, json.dumps(delivery))
-    pipe.zadd(keys.candidates_key(user), {alert_id: float(delivery["score"])})
+    record_deliveries(pipe, user, {alert_id: delivery}, ttl_s, candidates_max)
+
+
+def record_deliveries(
+    pipe: redis.client.Pipeline,
+    user: str,
+    deliveries: dict[str, dict[str, Any]],
+    ttl_s: int,
+    candidates_max: int,
+) -> None:
+    """A user's deliveries of one batch (alert id -> record) in four commands, whatever their
+    number: trimming the candidates once after adding them all keeps the same best
+    ``candidates_max`` as trimming after each (only the lowest scores are ever removed)."""
+    if not deliveries:
+        return
+    pipe.hset(
+        keys.delivered_key(user),
+        mapping={alert_id: json.dumps(d) for alert_id, d in deliveries.items()},
+    )
+    pipe.zadd(
+        keys.candidates_key(user),
+        {alert_id: float(d["score"]) for alert_id, d in deliveries.items()},
+    )
     # Keep the best ``candidates_max``: rank 0 is the lowest score.
     pipe.zremrangebyrank(keys.candidates_key(user), 0, -candidates_max - 1)
     pipe.expire(keys.delivered_key(user), ttl_s)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,11 +22,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from models.taxonomy import RESERVE
 from services.common import keys
 from services.common.kafka import Delivery
+from services.common.metrics import BoundedValues
+from services.common.redis_errors import unavailable_reply
 from services.feedback import storage
 from services.feedback.auth import SCHEME, TokenCache
 from services.feedback.batching import RedisBatcher
@@ -62,9 +65,6 @@ ROUTERS = (
     stamps.router,
     discoveries.router,
 )
-# Replies that mean "Redis cannot take writes right now" rather than "this request is wrong".
-UNAVAILABLE_REPLIES = ("LOADING", "MISCONF", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
-
 DESCRIPTION = """Labels and interest for the ahunt alert broker.
 
 Authenticate with `Authorization: Bearer <token>` (`ahunt users add NAME` prints one). Every
@@ -81,10 +81,12 @@ def create_app(
     *,
     metrics: FeedbackMetrics | None = None,
     kafka: KafkaSource | None = None,
+    new_producer: Callable[[], Producer] | None = None,
 ) -> FastAPI:
     """The API over ``redis`` (asyncio client) and ``producer`` (``None``: events stay in the
     outbox). ``metrics`` defaults to a fresh registry of this app's own; ``kafka`` is where
-    ``/v1/me/stream`` reads user topics (``None``: that route answers 503)."""
+    ``/v1/me/stream`` reads user topics (``None``: that route answers 503); ``new_producer``
+    replaces the producer after a failed publication (a broker restarted without its state)."""
     metrics = metrics or FeedbackMetrics(CollectorRegistry())
 
     @asynccontextmanager
@@ -99,6 +101,7 @@ def create_app(
                 metrics,
                 batch=settings.outbox_batch,
                 poll_s=settings.outbox_poll_s,
+                new_producer=new_producer,
             )
             app.state.publisher.start()
         else:
@@ -131,6 +134,10 @@ def create_app(
         settings.auth_failures_per_s, settings.auth_failures_burst
     )
     app.state.batcher = RedisBatcher(redis)
+    # Label names are users' input: a bounded set of them become metric label values.
+    app.state.class_series = BoundedValues(
+        settings.metrics_other_classes, {*settings.metrics_classes, RESERVE}
+    )
     app.state.publisher = None
     app.state.durable = None
     app.state.streams = StreamHub(
@@ -153,10 +160,11 @@ def create_app(
         )
 
     async def on_redis_error(_request: Request, exc: Exception) -> JSONResponse:
+        code = unavailable_reply(exc)
+        if code is not None:
+            return unavailable(code)
         if isinstance(exc, RedisConnectionError | RedisTimeoutError | storage.ProfileContention):
             return unavailable(type(exc).__name__)
-        if isinstance(exc, ResponseError) and str(exc).startswith(UNAVAILABLE_REPLIES):
-            return unavailable(str(exc).split(" ", 1)[0])
         log.error("unexpected Redis error: %r", exc)
         return JSONResponse({"detail": "internal error"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
 

@@ -1,14 +1,14 @@
 """Feedback events: the Redis outbox and its publisher to Kafka ``ahunt.feedback``.
 
-Order, and why: a label is acknowledged once **Redis** has it (``appendfsync always``: EXEC
-returns after the AOF fsync). The event describing it is pushed onto the outbox list
-``ahunt:feedback:outbox`` in that same MULTI/EXEC, so label and event exist together or not at
-all. This publisher then drains the outbox: produce the oldest events, wait for every broker
-acknowledgement (``Delivery.send`` flushes and raises on any error), and only then trim them from
-the list. If Kafka is down the label is still durable and its event waits in the outbox; a crash
-between the acknowledgement and the trim republishes a few events, so delivery is at least once
-and consumers dedupe by ``event_id``. One publisher at a time holds a Redis lock (several API
-workers share one outbox), so events leave in commit order.
+Order, and why: a label is acknowledged once **Redis** has it (``appendfsync always``: Redis
+answers after the AOF fsync). The event describing it is pushed onto the outbox list
+``ahunt:feedback:outbox`` by that same script (``labels.WRITE_SCRIPT``), so label and event
+exist together or not at all. This publisher then drains the outbox: produce the oldest events,
+wait for every broker acknowledgement (``Delivery.send`` flushes and raises on any error), and
+only then trim them from the list. If Kafka is down the label is still durable and its event
+waits in the outbox; a crash between the acknowledgement and the trim republishes a few events,
+so delivery is at least once and consumers dedupe by ``event_id``. One publisher at a time holds
+a Redis lock (several API workers share one outbox), so events leave in commit order.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from confluent_kafka import Producer
 from redis.asyncio import Redis
 
 from services.common import keys, schemas
@@ -59,8 +61,13 @@ class OutboxPublisher:
         batch: int = 500,
         poll_s: float = 1.0,
         gather_s: float = 0.02,
+        new_producer: Callable[[], Producer] | None = None,
     ) -> None:
         self.redis, self.delivery, self.topic, self.metrics = redis, delivery, topic, metrics
+        # After a failed attempt the next one goes through a new producer: an idempotent
+        # producer's sequence numbers are refused for ever by a broker that restarted without
+        # its state (the embedded broker keeps it in memory), so the old one would never deliver.
+        self.new_producer = new_producer
         self.batch, self.poll_s, self.gather_s = batch, poll_s, gather_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -102,6 +109,8 @@ class OutboxPublisher:
     def _purge(self) -> None:
         self.delivery.producer.purge()
         self.delivery.producer.flush(0)
+        if self.new_producer is not None:
+            self.delivery.producer = self.new_producer()
 
     async def drain_once(self) -> int:
         """Publish up to ``batch`` of the oldest events; returns how many left the outbox."""

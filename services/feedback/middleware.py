@@ -11,6 +11,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.feedback.metrics import UNMATCHED_ROUTE, FeedbackMetrics
 
+# Any token is a method to an HTTP server: others are counted as "other" (bounded series).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
 
 class RequestMetrics:
     """``ahunt_feedback_requests_total{route,method,status}`` and
@@ -40,7 +43,8 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_note)
         finally:
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            key = (route, scope["method"], str(code))
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            key = (route, method, str(code))
             counter = self._counters.get(key)
             if counter is None:
                 counter = self._counters[key] = self.metrics.requests.labels(*key)

@@ -70,7 +70,13 @@ def app_from_env() -> FastAPI:
     bootstrap = kafka.bootstrap_servers
     kafka_producer = producer(kafka, bootstrap) if bootstrap else None
     source = KafkaSource(kafka, bootstrap) if bootstrap else None
-    return create_app(settings, redis_client(redis_url, settings), kafka_producer, kafka=source)
+    return create_app(
+        settings,
+        redis_client(redis_url, settings),
+        kafka_producer,
+        kafka=source,
+        new_producer=(lambda: producer(kafka, bootstrap)) if bootstrap else None,
+    )
 
 
 def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> int:
@@ -125,6 +131,7 @@ def run(settings: FeedbackSettings | None = None, users: Sequence[str] = ()) -> 
                 redis_client(ep.redis, settings),
                 producer(kafka, ep.kafka),
                 kafka=KafkaSource(kafka, ep.kafka),
+                new_producer=lambda: producer(kafka, ep.kafka),
             )
             server = StreamClosingServer(uvicorn.Config(app, **common))  # type: ignore[arg-type]
             server.run()

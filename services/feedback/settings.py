@@ -54,6 +54,18 @@ class FeedbackSettings(Settings):
         default=100_000, ge=100, description="addresses remembered before idle ones are dropped"
     )
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After of 503 and 429 answers")
+    metrics_classes: list[str] = Field(
+        default_factory=list,
+        description="the taxonomy: class names that always have their own series of "
+        "ahunt_feedback_labels_total (JSON list; 'reserve' always has one)",
+    )
+    metrics_other_classes: int = Field(
+        default=20,
+        ge=0,
+        le=1_000,
+        description="further class names (first come) with their own series; later ones are "
+        "counted as 'other' (labels are users' input: bounded series)",
+    )
     # Per token (user) and per process: N workers allow up to N times this.
     rate_limit_per_s: float = Field(default=50.0, ge=0.0, description="0 disables rate limiting")
     rate_limit_burst: int = Field(default=100, ge=1)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from models.preprocess import usable
 from services.common.cutouts import CutoutError, decode_stamp
 from services.common.png import encode_png
 
@@ -44,17 +45,13 @@ def warm() -> None:
     _visualization()
 
 
-FILL = 1e30  # beyond this a pixel value is a fill marker, not a measurement
-
-
 def valid_pixels(image: np.ndarray) -> np.ndarray:
-    """The pixels that carry data (finite, not a fill value).
+    """The pixels that carry data (finite, not a fill value): the ones the model sees too.
 
     >>> valid_pixels(np.array([1.0, np.nan, -3.4e38, np.inf])).tolist()
     [True, False, False, False]
     """
-    x = np.asarray(image, dtype=np.float64)
-    return np.isfinite(x) & (np.abs(x) < FILL)
+    return usable(np.asarray(image, dtype=np.float64))
 
 
 def stretch(image: np.ndarray, how: Stretch = "zscale") -> np.ndarray:

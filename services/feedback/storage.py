@@ -1,7 +1,8 @@
 """The API's Redis reads and writes (asyncio client), in the layout of ``services.common.store``
 and ``services.common.labels``. Every write that acknowledges a label runs inside one MULTI/EXEC
 (shared with concurrent requests' writes: ``batching.py``), so a label, its training stamp, the
-revision and its feedback event are stored together or not at all.
+revision and its feedback event are stored together or not at all (one script each:
+``labels.WRITE_SCRIPT``, ``labels.DELETE_SCRIPT``).
 """
 
 from __future__ import annotations
@@ -111,13 +112,6 @@ def _queue_profile_cas(pipe: Pipeline, old: bytes | str | None, new: UserProfile
     pipe.eval(PROFILE_CAS, 1, keys.USERS, new.name, old or b"", new.model_dump_json())
 
 
-def _queue_label(
-    pipe: Pipeline, record: LabelRecord, target: LabelTarget, event: dict[str, Any]
-) -> None:
-    labels.queue_write_label(pipe, record, target.stamp, target.meta)
-    pipe.lpush(keys.FEEDBACK_OUTBOX, outbox_entry(event))
-
-
 async def commit_label(
     b: RedisBatcher,
     record: LabelRecord,
@@ -127,32 +121,33 @@ async def commit_label(
     profile: tuple[UserProfile, bytes | None] | None,
 ) -> Committed:
     """Label, training stamp, revision, outbox event and (if the answer changes it) the profile,
-    in one transaction. ``profile`` is the copy read with the alert (parsed, raw; ``None``: the
-    answer carries no opinion, so the profile stays as it is); the profile is
-    written by compare-and-set against that copy. If another request changed this user's profile
-    in between, the label is committed all the same and the answer is re-applied to the fresh
-    profile until a compare-and-set succeeds."""
+    in one script (``labels.WRITE_SCRIPT``: all or nothing). ``profile`` is the copy read with
+    the alert (parsed, raw; ``None``: the answer carries no opinion, so the profile stays as it
+    is); the profile is written by compare-and-set against that copy. If another request changed
+    this user's profile in between, the label is committed all the same and the answer is
+    re-applied to the fresh profile until a compare-and-set succeeds."""
     raw: bytes | str | None = None if profile is None else profile[1]
     new_profile = None if profile is None else change(profile[0])
-
-    def queue(pipe: Pipeline) -> None:
-        _queue_label(pipe, record, target, event)
-        if new_profile is not None:
-            _queue_profile_cas(pipe, raw, new_profile)
-
-    replies = await b.transaction(queue)
-    created = replies[0] == 1
-    revision = int(replies[1 if target.stamp is None else 2])
-    if new_profile is None or replies[-1] == 1:
-        return Committed(created, revision, new_profile)
+    names, args = labels.write_args(
+        record,
+        target.stamp,
+        target.meta,
+        outbox_entry(event),
+        None if new_profile is None else (raw, new_profile.model_dump_json()),
+    )
+    ((created, revision, profile_written),) = await b.transaction(
+        lambda pipe: pipe.eval(labels.WRITE_SCRIPT, len(names), *names, *args)
+    )
+    if new_profile is None or profile_written == 1:
+        return Committed(created == 1, int(revision), new_profile)
     for _ in range(PROFILE_WRITE_TRIES):
         (raw,) = await b.read(lambda pipe: pipe.hget(keys.USERS, record.user))
         new_profile = change(_profile(record.user, raw))
         if new_profile is None:
-            return Committed(created, revision, None)
+            return Committed(created == 1, int(revision), None)
         (done,) = await b.read(partial(_queue_profile_cas, old=raw, new=new_profile))
         if done == 1:
-            return Committed(created, revision, new_profile)
+            return Committed(created == 1, int(revision), new_profile)
     raise ProfileContention(
         "this profile kept changing; the label is stored, retry to apply the interest answer"
     )
@@ -164,13 +159,12 @@ async def get_label(r: Redis, user: str, alert_id: str) -> LabelRecord | None:
 
 
 async def undo_label(b: RedisBatcher, record: LabelRecord, event: dict[str, Any]) -> bool:
-    """Remove the user's label (the training stamp stays) and queue the undo event."""
-
-    def queue(pipe: Pipeline) -> None:
-        labels.queue_delete_label(pipe, record.user, record.alert_id)
-        pipe.lpush(keys.FEEDBACK_OUTBOX, outbox_entry(event))
-
-    removed, _revision, _ = await b.transaction(queue)
+    """Remove the user's label (the training stamp stays) and queue the undo event, both only if
+    the label was still there (``labels.DELETE_SCRIPT``)."""
+    names, args = labels.delete_args(record.user, record.alert_id, outbox_entry(event))
+    ((removed, _revision),) = await b.transaction(
+        lambda pipe: pipe.eval(labels.DELETE_SCRIPT, len(names), *names, *args)
+    )
     return bool(removed)
 
 

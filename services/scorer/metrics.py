@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.common.metrics import LATENCY_BUCKETS, ServiceMetrics
@@ -23,7 +26,8 @@ class ScorerMetrics(ServiceMetrics):
         )
         self.published = Counter(
             "ahunt_scorer_published_total",
-            "alerts published to a user's topic",
+            "alerts published to users' topics (user: 'all', or per user for the first "
+            "AHUNT_SCORER_METRICS_PER_USER users, 'other' beyond)",
             ["user", "reason"],
             registry=r,
         )
@@ -60,11 +64,35 @@ class ScorerMetrics(ServiceMetrics):
             ["error"],
             registry=r,
         )
+        self.offsets_reset = Counter(
+            "ahunt_scorer_broker_offsets_reset_total",
+            "times an input partition's offsets went back below what this scorer had committed "
+            "(a broker restarted without its data, or a group reset): records may be lost",
+            ["topic"],
+            registry=r,
+        )
         self.stage_seconds = Histogram(
             "ahunt_scorer_stage_seconds",
             "time per batch in each stage",
             ["stage"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        # CPU seconds of the scoring thread in each stage (time.thread_time): on a shared
+        # machine wall time includes waiting for a core, CPU time is the stage's own cost.
+        self.stage_cpu_seconds = Counter(
+            "ahunt_scorer_stage_cpu_seconds_total",
+            "CPU seconds of the scoring thread in each stage",
+            ["stage"],
+            registry=r,
+        )
+        self.producer_latency = Gauge(
+            "ahunt_scorer_producer_latency_seconds",
+            "librdkafka's producer latencies over the last statistics window "
+            "(KAFKA_STATISTICS_INTERVAL_MS), worst broker: rtt (request round trip), "
+            "int_latency (queued in the client before sending), outbuf_latency (waiting for a "
+            "free request slot)",
+            ["window", "quantile"],
             registry=r,
         )
         self.end_to_end_seconds = Histogram(
@@ -88,6 +116,11 @@ class ScorerMetrics(ServiceMetrics):
             ["survey", "version"],
             registry=r,
         )
+        self.redis_pauses = Counter(
+            "ahunt_scorer_redis_pauses_total",
+            "batches paused at the last commit because Redis was unavailable (retried)",
+            registry=r,
+        )
         self.model_swaps = Counter(
             "ahunt_scorer_model_swaps_total", "models swapped in", ["survey"], registry=r
         )
@@ -104,6 +137,22 @@ class ScorerMetrics(ServiceMetrics):
             "every budget)",
             registry=r,
         )
+
+    def stage(self, name: str, wall_start: float, cpu_start: float) -> None:
+        """Record a stage that began at ``wall_start`` (perf_counter) and ``cpu_start``
+        (thread_time)."""
+        self.stage_seconds.labels(name).observe(time.perf_counter() - wall_start)
+        self.stage_cpu_seconds.labels(name).inc(max(0.0, time.thread_time() - cpu_start))
+
+    def kafka_statistics(self, text: str) -> None:
+        """librdkafka's ``stats_cb``: per-broker latency windows (microseconds) to gauges."""
+        brokers = [
+            b for b in json.loads(text).get("brokers", {}).values() if b.get("nodeid", -1) >= 0
+        ]
+        for window in ("rtt", "int_latency", "outbuf_latency"):
+            for quantile in ("p50", "p99", "max"):
+                worst = max((b.get(window, {}).get(quantile, 0) for b in brokers), default=0)
+                self.producer_latency.labels(window, quantile).set(worst / 1e6)
 
     def dead_letter_event(self, event: str, label: str) -> None:
         """The consumer loop's dead-letter events (``services.common.kafka.DeadLetterEvent``)."""

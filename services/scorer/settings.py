@@ -26,6 +26,9 @@ class ScorerSettings(Settings):
     )
     batch_size: int = Field(default=256, ge=1, le=10_000)
     poll_timeout_s: float = Field(default=0.2, gt=0)
+    # How long a batch's outputs may wait for the broker's acknowledgement before they are sent
+    # again through a new producer (a broker restarting, or restarted without its state).
+    delivery_timeout_s: float = Field(default=30.0, gt=0)
     threads: int = Field(default=1, ge=1, description="onnxruntime intra-op threads per process")
     use_cuda: bool = Field(default=False, description="try the CUDA execution provider")
     novelty_mix: float = Field(
@@ -40,7 +43,21 @@ class ScorerSettings(Settings):
     clock: Literal["event", "wall"] = Field(
         default="event", description="budget clock: alert observation time or wall time"
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="scorer processes in this container, one consumer group (`ahunt scorer "
+        "--workers`): about one per core; partitions >= replicas x workers",
+    )
     metrics_port: int = Field(default=9101, ge=0, le=65535, description="0 disables /metrics")
+    metrics_per_user: int = Field(
+        default=0,
+        ge=0,
+        le=1_000,
+        description="users (first come) with their own series of ahunt_scorer_published_total; "
+        "the others are counted as 'other'; 0: one series per reason, user 'all'",
+    )
     users_refresh_s: float = Field(default=5.0, gt=0)
     models_refresh_s: float = Field(
         default=2.0, gt=0, description="model poll interval (registry announcements wake it early)"

@@ -107,7 +107,8 @@ class ModelWatcher:
             return
         old = self.slot.swap(survey, model)
         if old is not None:
-            self.metrics.model_info.labels(survey, old.version).set(0)
+            # Removed, not set to 0: a series per version ever served would grow without bound.
+            self.metrics.model_info.remove(survey, old.version)
         self.metrics.model_info.labels(survey, model.version).set(1)
         self.metrics.model_swaps.labels(survey).inc()
         log.info("model %s now %s (cuda=%s)", survey, model.version, model.uses_cuda)

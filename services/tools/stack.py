@@ -170,12 +170,28 @@ class Stack:
                 for user, password in passwords.items()
             }
             self.redis_url = self.redis_users[redis_acl.ADMIN.user]  # the operator's
+            self._migrate_keys()
         self._write_env_file()
         self.specs = self._specs()
         for spec in self.specs:
             self._spawn(spec)
         for spec in self.specs:
             self._wait_ready(spec, timeout=120.0)
+
+    def _migrate_keys(self) -> None:
+        """A state directory of an older version keeps its labels: rename its keys to this
+        version's before any service starts (``ahunt redis migrate``; nothing to do: one scan)."""
+        from services.common import store
+        from services.tools.redis_migrate import migrate
+
+        assert self.redis_url
+        client = store.connect(self.redis_url)
+        try:
+            moved = migrate(client)
+        finally:
+            client.close()
+        if moved["renamed"] or moved["merged"]:
+            log.info("Redis keys moved to this version's names: %s", dict(moved))
 
     def _write_env_file(self) -> None:
         """``env.sh``: what an operator's shell needs for ``ahunt users``, ``ahunt models``,

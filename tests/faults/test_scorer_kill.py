@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import redis
 from confluent_kafka import KafkaError, Message, TopicPartition
-from prometheus_client import CollectorRegistry
 
 from services.common import schemas, store
 from services.common.embedded import free_port
@@ -30,14 +29,11 @@ from services.common.kafka import consumer, producer
 from services.common.settings import KafkaSettings
 from services.common.topics import user_topic
 from services.common.users import Budget, Filters, UserProfile
-from services.scorer.app import Scorer
-from services.scorer.metrics import ScorerMetrics
-from services.scorer.model import ModelSlot, load_model
-from services.scorer.settings import ScorerSettings
 from services.tools.demo.observe import metric_samples
 from tests.scorer_support import (
     committed,
     read_topic,
+    reference_outputs,
     scorer_env,
     scorer_process,
     single_records,
@@ -49,28 +45,6 @@ pytestmark = pytest.mark.slow
 ALERTS = int(os.environ.get("AHUNT_FAULTS_ALERTS", "2000"))
 PARTITIONS, KILLS, RATE = 4, 3, 150.0  # alerts per second produced
 NIGHT_START = 1_704_085_200.0
-
-
-def _reference(
-    payloads: list[bytes], model_root: Path, redis_client: redis.Redis, src: str
-) -> dict[str, set[str]]:
-    """The fault-free run: the scorer's own handler over the whole stream, in-process."""
-    slot = ModelSlot()
-    slot.swap("ztf", load_model(model_root / "ztf" / "ztf-0001"))
-    settings = ScorerSettings(model_dir=model_root, metrics_port=0)
-    scorer = Scorer(settings, slot, redis_client, ScorerMetrics(CollectorRegistry()), None)
-    scorer.refresh_users(force=True)
-    want: dict[str, set[str]] = {}
-    for start in range(0, len(payloads), 256):
-        messages = [
-            Message(topic=src, partition=i % PARTITIONS, offset=i, value=p, timestamp=(1, 1))
-            for i, p in enumerate(payloads[start : start + 256], start)
-        ]
-        outputs, dead = scorer(messages)
-        assert dead == []
-        for out in outputs:
-            want.setdefault(out.topic, set()).add((out.key or b"").decode())
-    return want
 
 
 class Scorers:
@@ -202,7 +176,7 @@ def test_kill_9_of_a_scorer_three_times_loses_nothing(
     ]
     for user in users:
         store.save_profile(redis_client, user)
-    want = _reference(stream, model_root, redis_client, src)
+    want = reference_outputs(stream, model_root, redis_client, src, PARTITIONS)
     assert set(want) == {user_topic(u.name) for u in users}
 
     env = scorer_env(kafka_bootstrap, redis_server.url, src, group_id, model_root, batch_size="64")

@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable, Sequence
 
 import pytest
+import redis
 from confluent_kafka import Message, TopicPartition
 
+from services.common import redis_errors
 from services.common.embedded import EmbeddedKafka
 from services.common.kafka import (
     ConsumerLoop,
@@ -97,6 +99,62 @@ def test_outputs_delivered_then_offsets_committed(
         v.upper() for v in values
     )
     assert _committed(kafka_bootstrap, kafka_settings, group_id, src) == 20
+
+
+def test_a_store_refusing_for_now_pauses_the_loop_at_its_last_commit(
+    kafka_bootstrap: str,
+    kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str],
+    group_id: str,
+) -> None:
+    """The handler's store refuses (MISCONF, then a refused connection) for the third and fourth
+    batch: the loop does not exit, commits nothing meanwhile, goes back to the batch's first
+    messages and then delivers every input, none skipped; another error still raises."""
+    src, out = new_topic("src"), new_topic("out")
+    values = [f"alert-{i}".encode() for i in range(40)]
+    _fill(kafka_bootstrap, kafka_settings, src, values)
+    c = consumer(kafka_settings, kafka_bootstrap, group_id)
+    c.subscribe([src])
+    calls, seen, pauses = [0], [0], []
+    refusals = [
+        redis.ResponseError("MISCONF Redis is configured to save RDB snapshots"),
+        redis.ConnectionError("Connection refused"),
+    ]
+
+    def handler(messages: Sequence[Message]) -> tuple[list[OutMessage], list[DeadLetter]]:
+        calls[0] += 1
+        if calls[0] in (3, 4):
+            raise refusals[calls[0] - 3]
+        return _upper(messages, out)
+
+    loop = ConsumerLoop(
+        c,
+        Delivery(producer(kafka_settings, kafka_bootstrap)),
+        handler,
+        "test",
+        batch_size=8,
+        on_batch=lambda n, _s: seen.__setitem__(0, seen[0] + n),
+        pause_if=redis_errors.unavailable,
+        pause_s=0.05,
+        on_pause=pauses.append,
+    )
+    _run_until(loop, lambda: seen[0] >= 40)
+    c.close()
+    assert seen[0] == 40 and [type(p) for p in pauses] == [
+        redis.ResponseError,
+        redis.ConnectionError,
+        type(None),
+    ]
+    got = _read_all(kafka_bootstrap, kafka_settings, out, 40)
+    assert sorted(m.value() for m in got) == sorted(v.upper() for v in values)
+    assert _committed(kafka_bootstrap, kafka_settings, group_id, src) == 40
+    loop.handler = lambda _ms: (_ for _ in ()).throw(redis.ResponseError("WRONGTYPE x"))
+    _fill(kafka_bootstrap, kafka_settings, src, [b"one more"])
+    loop.consumer = c2 = consumer(kafka_settings, kafka_bootstrap, group_id)
+    c2.subscribe([src])
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        _run_until(loop, lambda: False, timeout=20)
+    c2.close()
 
 
 def test_poison_goes_to_the_dlq_with_its_reason_and_is_committed(

@@ -366,6 +366,40 @@ def test_metrics_have_the_fixed_names_and_route_templates(api: Api) -> None:
     assert re.search(r'ahunt_feedback_request_seconds_count\{route="/v1/feedback"\} 2\.0', text)
 
 
+def series(text: str, metric: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(metric + "{")]
+
+
+def test_users_input_makes_a_bounded_number_of_series(
+    redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
+    """300 relabels with 300 class names (and requests with invented HTTP methods) give the
+    configured series: the taxonomy's, the first few others, and 'other'."""
+    token = add_user(redis_client, "alice")
+    seed_alert(redis_client, "1001", delivered_to=["alice"])
+    app, _ = make_app(redis_server.url, metrics_classes=["sn", "lens"], metrics_other_classes=5)
+    with TestClient(app) as http:
+        for i in range(300):
+            body = {"alert_id": "1001", "label": f"class-{i}"}
+            assert http.post("/v1/feedback", json=body, headers=bearer(token)).status_code < 300
+        sn = http.post(
+            "/v1/feedback", json={"alert_id": "1001", "label": "SN"}, headers=bearer(token)
+        )
+        assert sn.status_code == 200
+        for i in range(20):
+            http.request(f"BREW{i}", "/v1/feedback", headers=bearer(token))
+        text = http.get("/metrics").text
+    labels = series(text, "ahunt_feedback_labels_total")
+    assert len(labels) == 7, labels  # sn, class-0..4, other ("lens" and "reserve": none yet)
+    assert 'ahunt_feedback_labels_total{label="other"} 295.0' in labels
+    assert 'ahunt_feedback_labels_total{label="sn"} 1.0' in labels
+    methods = {
+        re.search(r'method="([^"]*)"', line)[1]
+        for line in series(text, "ahunt_feedback_requests_total")
+    }  # type: ignore[index]
+    assert methods == {"POST", "other"}
+
+
 def test_health_and_readiness(api: Api) -> None:
     assert api.http.get("/healthz").json() == {"status": "ok"}
     ready = api.http.get("/readyz").json()
@@ -413,14 +447,46 @@ def test_users_command_adds_lists_and_revokes(
     assert "carol" not in {p.name for p in store.load_profiles(api.redis)}
 
 
-def test_queued_label_commands_match_write_label(redis_client: redis.Redis) -> None:
-    """The API's transaction (labels.queue_write_label) leaves what labels.write_label leaves."""
+@pytest.mark.parametrize(
+    "broken", [keys.FEEDBACK_OUTBOX, keys.LABELS_REVISION, keys.train_key("1001"), keys.USERS]
+)
+def test_a_failed_label_leaves_nothing(api: Api, broken: str) -> None:
+    """All or nothing in fact: a key the write needs holds the wrong type (MULTI/EXEC would
+    have written the label and bumped the revision before failing on it); the answer is an
+    error and Redis is byte for byte as before."""
+    assert post(api, api.alice, alert_id="1002", label="sn").status_code == 201
+    api.redis.delete(broken)
+    api.redis.set(broken, "not-a-counter") if broken == keys.LABELS_REVISION else api.redis.sadd(
+        broken, "x"
+    )
+    before = snapshot(api.redis)
+    answer = post(api, api.alice, alert_id="1001", label="lens", interesting=True)
+    assert answer.status_code == 500
+    assert snapshot(api.redis) == before
+    record = LabelRecord(user="bob", alert_id="1001", label="sn")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE|integer"):
+        labels.write_label(api.redis, record, np.ones((3, 4, 4), np.float32), {})
+    assert snapshot(api.redis) == before
+
+
+def snapshot(client: redis.Redis) -> dict[bytes, Any]:
+    """Every key's content (not DUMP: a hash's encoding may change order on reads alone)."""
+    read = {
+        b"string": client.get,
+        b"hash": client.hgetall,
+        b"list": lambda k: client.lrange(k, 0, -1),
+        b"set": client.smembers,
+        b"zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+    }
+    return {k: read[client.type(k)](k) for k in sorted(client.keys())}
+
+
+def test_undo_of_a_missing_label_changes_nothing(redis_client: redis.Redis) -> None:
+    """No revision bump and no phantom undo event when there was nothing to undo."""
     record = LabelRecord(user="u", alert_id="9", label="sn", labelled_at=1.0)
-    stamp = np.ones((3, 4, 4), np.float32)
-    labels.write_label(redis_client, record, stamp, {"m": 1})
-    direct = {k: redis_client.dump(k) for k in sorted(redis_client.keys())}
-    redis_client.flushall()
-    pipe = redis_client.pipeline(transaction=True)
-    labels.queue_write_label(pipe, record, stamp, {"m": 1})
-    assert pipe.execute() == [1, 2, 1]
-    assert {k: redis_client.dump(k) for k in sorted(redis_client.keys())} == direct
+    assert labels.write_label(redis_client, record, np.ones((3, 4, 4), np.float32), {}) == 1
+    assert labels.delete_label(redis_client, "u", "9")
+    assert labels.revision(redis_client) == 2
+    assert not labels.delete_label(redis_client, "u", "9")
+    assert labels.revision(redis_client) == 2
+    assert redis_client.llen(keys.FEEDBACK_OUTBOX) == 0

@@ -12,7 +12,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError
 
 from services.common import keys, schemas
-from services.common.embedded import EmbeddedRedis, free_port
+from services.common.embedded import EmbeddedKafka, EmbeddedRedis, free_port
 from services.common.kafka import consumer, producer
 from services.common.settings import KafkaSettings
 from services.feedback.handler import EVENT_SCHEMA
@@ -136,3 +136,44 @@ def test_kafka_down_keeps_events_in_the_outbox_until_delivered(
     assert [(e[2]["user"], e[2]["alert_id"], e[2]["label"]) for e in events] == [
         ("bob", "88", "agn")
     ]
+
+
+def test_events_reach_a_broker_restarted_without_its_state(
+    redis_server: EmbeddedRedis,
+    redis_client: redis.Redis,
+    kafka_settings: KafkaSettings,
+) -> None:
+    """The embedded broker killed and restarted empty: the idempotent producer's sequence
+    numbers are refused for ever by the new broker, so the publisher must go on through a new
+    producer; the event labelled after the restart arrives, the API process unchanged."""
+    topic = "ahunt.feedback.restart"
+    token = bearer(add_user(redis_client, "carol"))
+    for alert in ("91", "92"):
+        seed_alert(redis_client, alert)
+    with EmbeddedKafka() as broker:
+        bootstrap = broker.bootstrap_servers
+        fast = {"message.timeout.ms": 2000}
+        app, _ = make_app(
+            redis_server.url,
+            producer(kafka_settings, bootstrap, **fast),
+            events_topic=topic,
+            outbox_poll_s=0.2,
+            outbox_flush_timeout_s=1.0,
+            new_producer=lambda: producer(kafka_settings, bootstrap, **fast),
+        )
+        with TestClient(app) as http:
+            r = http.post("/v1/feedback", json={"alert_id": "91", "label": "agn"}, headers=token)
+            assert r.status_code == 201
+            wait_until(lambda: redis_client.llen(keys.FEEDBACK_OUTBOX) == 0)
+            broker.kill()
+            broker.start()  # same port, nothing in it
+            r = http.post("/v1/feedback", json={"alert_id": "92", "label": "sn"}, headers=token)
+            assert r.status_code == 201
+            wait_until(lambda: redis_client.llen(keys.FEEDBACK_OUTBOX) == 0, 60)
+        c = consumer(kafka_settings, bootstrap, "after-restart")
+        c.subscribe([topic])
+        try:
+            events = read_events(c, 1)
+        finally:
+            c.close()
+    assert [(e[2]["alert_id"], e[2]["label"]) for e in events] == [("92", "sn")]

@@ -79,9 +79,10 @@ def make_app(
     redis_url: str, producer: Producer | None = None, **overrides: Any
 ) -> tuple[FastAPI, Redis]:
     defaults = {"rate_limit_per_s": 0.0, "auth_cache_s": 0.0, "auth_failures_per_s": 0.0}
+    new_producer = overrides.pop("new_producer", None)
     settings = FeedbackSettings(**{**defaults, **overrides})
     client = redis_client(redis_url, settings)
-    return create_app(settings, client, producer), client
+    return create_app(settings, client, producer, new_producer=new_producer), client
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -4,8 +4,6 @@ itself under each service's user; the default user off."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import redis
 from services.common import keys, redis_acl, store
 from services.common.embedded import EmbeddedRedis
 from services.common.registry import Registry
+from tests.infra_fixtures import redis_binaries
 from tests.security_matrix import redis_cells
 
 PASSWORDS = {role.user: f"pw-{role.user}" for role in redis_acl.ROLES}
@@ -47,19 +46,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _binaries() -> list[str]:
-    """The embedded server, plus a Redis 7 on PATH when there is one (the deploy/ image's
-    major version): the rules must mean the same on both."""
-    found = [EmbeddedRedis.server_binary()]
-    other = shutil.which("redis-server")
-    if other and other not in found:
-        version = subprocess.run([other, "--version"], capture_output=True, text=True).stdout
-        if " v=7." in version or " v=8." in version:
-            found.append(other)
-    return found
-
-
-@pytest.fixture(scope="module", params=_binaries())
+@pytest.fixture(scope="module", params=redis_binaries())
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EmbeddedRedis]:

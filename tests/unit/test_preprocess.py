@@ -11,14 +11,17 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from models.preprocess import (
+    SURVEY_PREPROCESSING,
     ZTF_SPEC,
     InputSpec,
     Preprocessing,
     assemble,
     fit_stamp,
+    prepare,
     preprocess,
     valid_fraction,
 )
+from tests.samples import ROOT, needs_samples
 
 ROBUST = Preprocessing()
 IDENTITY = Preprocessing(kind="identity")
@@ -80,6 +83,37 @@ def test_infinities_are_invalid() -> None:
     assert np.isfinite(out).all()
     assert out[0, 0, 3, 4] == 0.0 and out[0, 1, 5, 6] == 0.0
     np.testing.assert_array_equal(out, reference_out)  # an inf does not shift the median
+
+
+def test_fill_values_are_invalid_like_nan() -> None:
+    x = sky((1, 3, 21, 21))
+    x[0, 1, 2:5, 2:9] = np.float32(-3.4e38)  # ZTF's fill value for masked template pixels
+    x[0, 2, 7, 7] = np.float32(1e31)
+    as_nan = np.where(np.abs(x) >= 1e30, np.nan, x)
+    np.testing.assert_array_equal(preprocess(x, ROBUST), preprocess(as_nan, ROBUST))
+    _, valid = fit_stamp(x[0, 1], 21, 21)
+    np.testing.assert_array_equal(valid, np.isfinite(as_nan[0, 1]))
+    raw, mask = assemble([list(x[0])], InputSpec(3, 21, 21))
+    np.testing.assert_array_equal(preprocess(raw, ROBUST, mask), preprocess(as_nan, ROBUST))
+
+
+@needs_samples
+def test_a_real_ztf_template_with_fill_values_preprocesses_like_one_with_nan() -> None:
+    """A real ztf-real packet whose template marks 1,076 pixels with -3.4e38 where its science
+    and difference stamps have NaN: kept, that one value set the template's scale and the
+    network saw a flat template."""
+    from services.common.alerts import Alert, decode_message
+
+    path = ROOT / "ztf-real/part-00477-94c8c97a-d3d4-4180-86fa-c1661356bba3-c000.avro"
+    (alert,) = [a for a in decode_message(path.read_bytes()) if isinstance(a, Alert)]
+    science, template, difference = alert.cutouts
+    fill = template <= -1e30
+    assert fill.sum() > 1000 and np.isnan(science[fill]).all()  # the packet is what we think
+    x = prepare([alert.cutouts], ZTF_SPEC, SURVEY_PREPROCESSING)
+    as_nan = np.where(fill, np.float32(np.nan), template)
+    expected = prepare([(science, as_nan, difference)], ZTF_SPEC, SURVEY_PREPROCESSING)
+    np.testing.assert_array_equal(x, expected)
+    assert (x[0, 1][fill] == 0.0).all() and x[0, 1][~fill].std() > 0.1
 
 
 def test_all_nan_channel_is_zeros_without_warnings() -> None:
@@ -265,8 +299,9 @@ def test_affine_invariance() -> None:
 @pytest.mark.parametrize("clip", [0.5, 5.0, 20.0])
 def test_output_is_bounded_by_clip(clip: float) -> None:
     x = sky((2, 3, 31, 31))
-    x[0, 0, 0, 0] = 3e38
-    x[1, 1, 1, 1] = -3e38
+    # The largest values still taken as pixels (from 1e30 on they are fill values, invalid).
+    x[0, 0, 0, 0] = 9e29
+    x[1, 1, 1, 1] = -9e29
     out = preprocess(x, Preprocessing(clip=clip))
     assert np.isfinite(out).all()
     assert np.abs(out).max() <= clip
@@ -440,33 +475,11 @@ def test_preprocessing_round_trip() -> None:
         {"clip": True},
         {"stats_step": 0},
         {"stats_step": 1.5},
-        {"fill_threshold": 0.0},
-        {"fill_threshold": float("inf")},
-        {"fill_threshold": True},
     ],
 )
 def test_preprocessing_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="Preprocessing"):
         Preprocessing(**kwargs)  # type: ignore[arg-type]
-
-
-def test_fill_threshold_masks_ztf_fill_values_only_when_set() -> None:
-    """ZTF writes some masked pixels as -3.4e38 (finite in float32): with ``fill_threshold`` they
-    are invalid (0.0, and out of the median/MAD); without it, today's behaviour is kept."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(100.0, 5.0, size=(1, 1, 16, 16)).astype(np.float32)
-    filled = x.copy()
-    filled[0, 0, :3, :] = np.float32(-3.4e38)  # a CCD edge's worth of fill, under half the stamp
-    masked = filled.copy()
-    masked[0, 0, :3, :] = np.nan
-    fill = Preprocessing(fill_threshold=1e30)
-    out = preprocess(filled, fill)
-    assert np.array_equal(out, preprocess(masked, ROBUST))
-    assert (out[0, 0, :3] == 0.0).all()
-    # The option off: the fill values are pixels (clipped to -clip), as before.
-    assert (preprocess(filled, ROBUST)[0, 0, :3] == -ROBUST.clip).all()
-    assert Preprocessing.from_dict(fill.to_dict()) == fill
-    assert "fill_threshold" not in ROBUST.to_dict()  # old manifests stay byte for byte
 
 
 def test_preprocessing_from_dict_rejects_unknown_keys() -> None:

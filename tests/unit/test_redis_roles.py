@@ -21,7 +21,11 @@ REGISTRY_KEYS = [
 
 def every_key() -> list[str]:
     """Every key name keys.py can make: its constants, its functions with sample arguments."""
-    names = [v for k, v in vars(keys).items() if k.isupper() and isinstance(v, str)]
+    names = [
+        v
+        for k, v in vars(keys).items()
+        if k.isupper() and not k.startswith("_") and isinstance(v, str)  # "_": name fragments
+    ]
     for name, function in inspect.getmembers(keys, inspect.isfunction):
         if function.__module__ == keys.__name__ and name.endswith("_key"):
             arity = len(inspect.signature(function).parameters)

@@ -69,7 +69,7 @@ async def post_feedback(body: FeedbackIn, user: CurrentUser, request: Request) -
         lambda p: apply_answer(p, record.label, record.interesting),
         profile,
     )
-    state.metrics.labels.labels(record.label).inc()
+    state.metrics.labels.labels(state.class_series(record.label)).inc()
     if state.publisher is not None:
         state.publisher.notify()
     out = FeedbackOut.model_construct(  # trusted values: serialise once, no re-validation

@@ -17,8 +17,14 @@
 Everything is real: the broker, Redis, the HTTP API and the model files. Only the users are
 simulated, and they only ever see what arrives on their Kafka topic.
 
-Modules: ``run`` (the steps above), ``oracle`` (a simulated user, also ``ahunt oracle``),
-``users`` (who the two users are), ``observe`` (what the demo reads off the running stack),
-``baseline`` (the isolation forest beside AHUNT), ``report`` (the table, curves, galleries),
-``cli`` (``ahunt demo``).
+``ahunt demo --alerts DIR --labels FILE`` (``realsky``) runs the same steps on real alert packets
+instead of the simulator: the earliest part of them, unlabelled, bootstraps version 1, the rest
+is replayed in the order of the alerts' own time as K nights, and ``carol`` (hunts known
+asteroids, dismisses bogus detections) and ``dave`` (hunts bogus detections) answer from the
+labels file.
+
+Modules: ``run`` (the steps above), ``realsky`` (real packets as the nights), ``oracle`` (a
+simulated user, also ``ahunt oracle``), ``users`` (who the two users are), ``observe`` (what the
+demo reads off the running stack), ``baseline`` (the isolation forest beside AHUNT), ``report``
+(the table, curves, galleries), ``cli`` (``ahunt demo``).
 """

@@ -49,12 +49,25 @@ def live_versions(url: str) -> set[str]:
     }
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, every: float = 0.5) -> None:
-    """Poll ``check`` until it holds; TimeoutError naming ``what`` after ``timeout`` seconds."""
+def wait_until(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    every: float = 0.5,
+    failed: Callable[[], str | None] = lambda: None,
+) -> None:
+    """Poll ``check`` until it holds; TimeoutError naming ``what`` after ``timeout`` seconds.
+
+    ``failed`` names a stack child that has exited: waiting on a dead scorer would only end at the
+    timeout (it did: ten minutes for a scorer that had stopped at its first batch), so the wait
+    ends at once with the name, and the caller points at the logs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
+        dead = failed()
+        if dead is not None:
+            raise RuntimeError(f"demo: {dead} exited while waiting for {what}")
         time.sleep(every)
     raise TimeoutError(f"demo: {what} did not happen within {timeout:.0f} s")
 

@@ -103,7 +103,8 @@ class Oracle:
     def handle(self, record: Mapping[str, Any]) -> Received:
         alert_id = str(record["alert_id"])
         row = self.truth.get(alert_id)
-        true_class = row["class"] if row else None
+        # A row with an empty class: an alert of the stream that the labels file does not know.
+        true_class = (row.get("class") or None) if row else None
         labelled = False
         if true_class is not None:
             status = self.post_label(alert_id, true_class, self.answer(true_class))

@@ -4,6 +4,7 @@ command prints, and per user a discovery curve and a gallery of top alerts."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import redis
 from services.common import keys
 from services.common.values import data
 from services.tools.demo.oracle import Oracle
-from services.tools.demo.users import USERS
+from services.tools.demo.users import USERS, DemoUser
 
 log = logging.getLogger("ahunt.demo")
 
@@ -31,6 +32,8 @@ class NightRow:
     top_share: dict[str, float] = field(default_factory=dict)
     boring_delivered: dict[str, int] = field(default_factory=dict)
     baseline_share: dict[str, float] = field(default_factory=dict)
+    # the share of the user's classes among tonight's alerts (a real night's mix varies a lot)
+    stream_share: dict[str, float] = field(default_factory=dict)
     retrain: str = ""
 
 
@@ -45,6 +48,8 @@ class DemoResult:
     deliveries: dict[str, list[dict[str, Any]]]  # per user: what arrived, its class and reason
     seconds: float
     out: Path
+    users: list[DemoUser] = field(default_factory=list)  # who hunted what
+    labels_origin: str = ""  # where the users' answers came from
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -52,8 +57,8 @@ class DemoResult:
         return data
 
 
-def format_row(row: NightRow, header: bool) -> str:
-    names = [u.name for u in USERS]
+def format_row(row: NightRow, header: bool, users: Sequence[DemoUser] = USERS) -> str:
+    names = [u.name for u in users]
     lines = []
     if header:
         cols = "".join(f" | {n}: got  liked  (top)  boring  (iforest)" for n in names)
@@ -71,7 +76,11 @@ def format_row(row: NightRow, header: bool) -> str:
 
 
 def write_figures(
-    out: Path, oracles: dict[str, Oracle], rows: list[NightRow], client: redis.Redis
+    out: Path,
+    oracles: dict[str, Oracle],
+    rows: list[NightRow],
+    client: redis.Redis,
+    users: Sequence[DemoUser] = USERS,
 ) -> None:
     """Discovery curves and galleries (matplotlib from the bench extra; skipped without it)."""
     try:
@@ -84,7 +93,7 @@ def write_figures(
         return
     from services.common.cutouts import decode_stamp
 
-    for u in USERS:
+    for u in users:
         received = [r for r in oracles[u.name].received if r.night is not None]
         hits = np.cumsum([r.true_class in u.interesting for r in received])
         fig, ax = plt.subplots(figsize=(6, 4))

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -23,20 +24,57 @@ from services.scorer.settings import ScorerSettings
 from services.tools.demo import observe
 from services.tools.demo.baseline import baseline_shares
 from services.tools.demo.oracle import Oracle, Received, drain, read_truth
+from services.tools.demo.realsky import RealStream
 from services.tools.demo.report import DemoResult, NightRow, format_row, write_figures
 from services.tools.demo.users import USERS, DemoUser
 from services.tools.stack import Stack
 
 REPO = Path(__file__).resolve().parents[3]
 SURVEY = "ztf"
+# Real packets mixed into the simulated first night: a few hundred at most, so that an archive
+# of thousands beside the samples cannot drown the simulated classes the users hunt.
+MAX_SAMPLES = 200
 
 
 def default_samples() -> Path | None:
     """The real ZTF sample alerts: shipped with the tests, else the workspace's shared data."""
     for candidate in (REPO / "tests" / "data" / "alerts", REPO.parent / "shared/data/alerts"):
-        if any(candidate.glob("ztf/*.avro")):
+        if candidate.is_dir() and any(candidate.rglob("*.avro")):
             return candidate
     return None
+
+
+def sample_messages(samples: Path | None, limit: int = MAX_SAMPLES) -> list[bytes]:
+    """Up to ``limit`` real ZTF alerts under ``samples`` (any folder, any file name; what does
+    not decode as ZTF is left out), spread evenly over the files in path order."""
+    if samples is None:
+        return []
+    paths = sorted(p for p in samples.rglob("*.avro") if p.is_file())
+    found = [
+        m
+        for m in messages_from_files(paths)
+        if any(isinstance(r, Alert) and r.survey == SURVEY for r in decode_message(m))
+    ]
+    if len(found) <= limit:
+        return found
+    return [found[int(i)] for i in np.linspace(0, len(found) - 1, limit).round()]
+
+
+class Stream(Protocol):
+    """What a night-by-night source of alerts gives the live demo (``Simulation``, the simulated
+    survey; ``RealStream``, real packets and a labels file)."""
+
+    truth: dict[str, dict[str, str]]
+    stream_share: dict[str, float]
+
+    @property
+    def users(self) -> tuple[DemoUser, ...]: ...
+    @property
+    def origin(self) -> str: ...  # where the users' answers come from
+
+    def bootstrap_alerts(self) -> list[Alert]: ...
+    def night_messages(self, night: int) -> tuple[list[bytes], int, int]: ...
+    def night_alerts(self, night: int) -> list[Alert]: ...
 
 
 @dataclass(frozen=True)
@@ -52,15 +90,22 @@ class DemoPlan:
     bad_per_night: int = 2
     samples: Path | None = None  # real ZTF alerts replayed on night 1 and bootstrapped on
     retrain_epochs: int = 3
+    # The real-sky demo (``--alerts DIR --labels FILE``): real packets instead of the simulator.
+    alerts: Path | None = None
+    labels: Path | None = None
+    bootstrap_share: float = 0.3  # of the real alerts, in time order, bootstrapped on unlabelled
 
 
 class Simulation:
     """Step 1: the simulated survey on disk (``ahunt simulate``) and its truth."""
 
-    def __init__(self, plan: DemoPlan) -> None:
+    users = USERS
+    origin = "the simulator's truth (truth.csv)"
+
+    def __init__(self, plan: DemoPlan, real: Sequence[bytes] = ()) -> None:
         from services.tools.simulator import SimulationConfig, write_simulation
 
-        self.plan, sim = plan, plan.out / "sim"
+        self.plan, sim, self.real = plan, plan.out / "sim", list(real)
         # The simulated survey starts tonight, after every real sample alert: budgets are paced
         # on the alerts' own clock, which must not run backwards between the real and simulated
         # data. A small night spread over ~6 hours of exposures (2 alerts each, every 45 s), as
@@ -88,15 +133,28 @@ class Simulation:
             u.name: sum(summary.classes.get(c, 0) for c in u.interesting) / total for u in USERS
         }
 
-    def commissioning_night(self) -> list[Alert]:
+    def bootstrap_alerts(self) -> list[Alert]:
         """Unlabelled alerts of a night a month before the stream (its own dates, so its own
-        ids): what version 1 is bootstrapped on."""
+        ids) and the real samples: what version 1 is bootstrapped on."""
         from services.tools.simulator import simulate_night
 
         plan = self.plan
         early = self.config.model_copy(update={"start_jd": self.config.start_jd - 30})
         night = simulate_night(early, 1, plan.pool, np.random.default_rng([plan.seed, 0]))
-        return [r for a in night for r in decode_message(a.packet) if isinstance(r, Alert)]
+        packets = [*(a.packet for a in night), *self.real]
+        return [r for m in packets for r in decode_message(m) if isinstance(r, Alert)]
+
+    def night_messages(self, night: int) -> tuple[list[bytes], int, int]:
+        """The night's messages (the real samples too on night 1, broken packets last), its
+        simulated alerts and broken packets."""
+        simulated = list(messages_from_files(self.night_files[night]))
+        bad = list(messages_from_files(self.bad_files[night]))
+        return [*(self.real if night == 1 else []), *simulated, *bad], len(simulated), len(bad)
+
+    def night_alerts(self, night: int) -> list[Alert]:
+        """The night's simulated alerts (the ones with a truth)."""
+        simulated = messages_from_files(self.night_files[night])
+        return [r for m in simulated for r in decode_message(m) if isinstance(r, Alert)]
 
 
 def stack_environment(plan: DemoPlan) -> dict[str, str]:
@@ -118,14 +176,17 @@ class LiveDemo:
     """Steps 3 to 6 against the running stack."""
 
     def __init__(
-        self, plan: DemoPlan, sim: Simulation, stack: Stack, progress: Callable[[str], None]
+        self, plan: DemoPlan, sim: Stream, stack: Stack, progress: Callable[[str], None]
     ) -> None:
         from services.common.registry import Registry
         from services.retrain.settings import RetrainSettings
 
         assert stack.kafka and stack.redis_url
         self.plan, self.sim, self.progress = plan, sim, progress
+        self.users = sim.users
         self.bootstrap_servers: str = stack.kafka
+        logs = plan.out / "logs"
+        self.stack_failed = lambda: f"{d} (its log is in {logs})" if (d := stack.failed()) else None
         self.kafka = KafkaSettings(session_timeout_ms=3000, heartbeat_interval_ms=500)
         specs = {s.name: s for s in stack.specs}
         self.api = specs["feedback"].ready_url.rsplit("/", 1)[0]
@@ -148,12 +209,13 @@ class LiveDemo:
         self.bad_sent = 0
         redis = redacted(stack.redis_url)
         progress(f"  Kafka {stack.kafka}  Redis {redis}  API {self.api}/docs")
-        topics = [ALERTS, DEAD_LETTERS, *(user_topic(u.name) for u in USERS)]
+        topics = [ALERTS, DEAD_LETTERS, *(user_topic(u.name) for u in self.users)]
         ensure_topics(self.kafka, self.bootstrap_servers, topics)
 
     def sign_up(self, user: DemoUser) -> None:
         """Step 3: a user, their interest and budget over the API, and the oracle playing them.
-        Each hunts one kind: every other kind they are shown is "not interesting"."""
+        Each hunts one kind; every other kind they are shown is "not interesting" to the
+        simulator's users, only the one they dismiss to the real sky's."""
         from services.feedback.tokens import add_user
 
         token = add_user(self.client, user.name)
@@ -169,24 +231,22 @@ class LiveDemo:
             self.sim.truth,
             frozenset(user.interesting),
             frozenset(user.boring),
-            others_boring=True,
+            others_boring=user.others_boring,
         )
+        boring = f" (striking but boring: {', '.join(user.boring)})" if user.boring else ""
+        others = "nothing else" if user.others_boring else "no opinion on the rest"
         self.progress(
-            f"  user {user.name}: likes {', '.join(user.interesting)}, nothing else (striking "
-            f"but boring: {', '.join(user.boring)}); {self.plan.budget} alerts a night on "
-            f"{user_topic(user.name)}"
+            f"  user {user.name}: likes {', '.join(user.interesting)}, {others}{boring}; "
+            f"{self.plan.budget} alerts a night on {user_topic(user.name)}"
         )
 
-    def bootstrap_v1(self, real: list[bytes]) -> None:
-        """Step 4: version 1 from the commissioning night and the real alerts, unlabelled."""
+    def bootstrap_v1(self) -> None:
+        """Step 4: version 1 from the stream's bootstrap alerts, unlabelled."""
         from models.preprocess import SURVEY_PREPROCESSING, ZTF_SPEC
         from services.retrain.bootstrap import bootstrap, pool_examples
 
-        alerts = self.sim.commissioning_night()
-        alerts += [r for m in real for r in decode_message(m) if isinstance(r, Alert)]
-        self.progress(
-            f"bootstrapping v1 on {len(alerts)} unlabelled alerts ({len(real)} real ZTF) ..."
-        )
+        alerts = self.sim.bootstrap_alerts()
+        self.progress(f"bootstrapping v1 on {len(alerts)} unlabelled alerts ...")
         examples = pool_examples(alerts, ZTF_SPEC, SURVEY_PREPROCESSING)
         outcome = bootstrap(self.settings, self.client, self.registry, SURVEY, examples, ZTF_SPEC)
         if not outcome.promoted or outcome.version is None:
@@ -197,15 +257,13 @@ class LiveDemo:
 
     def _wait_live(self, version: str, what: str) -> None:
         check = lambda: version in observe.live_versions(self.scorer_metrics)  # noqa: E731
-        observe.wait_until(what, check, 120)
+        observe.wait_until(what, check, 120, failed=self.stack_failed)
         self.live = version
 
-    def night(self, night: int, delivery: Delivery, real: list[bytes]) -> NightRow:
+    def night(self, night: int, delivery: Delivery) -> NightRow:
         """Step 5 for one night: replay, wait for the scorer, let the users label, retrain."""
-        simulated = list(messages_from_files(self.sim.night_files[night]))
-        bad = list(messages_from_files(self.sim.bad_files[night]))
-        self.bad_sent += len(bad)
-        messages = [*(real if night == 1 else []), *simulated, *bad]
+        messages, alerts, bad = self.sim.night_messages(night)
+        self.bad_sent += bad
         scored_before = observe.scored(self.scorer_metrics)
         for start in range(0, len(messages), 500):
             delivery.send([OutMessage(ALERTS, m) for m in messages[start : start + 500]])
@@ -214,19 +272,21 @@ class LiveDemo:
             f"the scorer finishing night {night}",
             lambda: group_backlog(self.kafka, self.bootstrap_servers, group, ALERTS) == 0,
             600,
+            failed=self.stack_failed,
         )
         scored = observe.scored(self.scorer_metrics) - scored_before
-        row = NightRow(night, len(self.sim.night_files[night]), int(scored), self.live)
-        self._label(row, [r for m in simulated for r in decode_message(m) if isinstance(r, Alert)])
+        row = NightRow(night, alerts, int(scored), self.live)
+        self._label(row, self.sim.night_alerts(night))
         row.retrain = self._retrain()
         return row
 
-    def _label(self, row: NightRow, simulated: list[Alert]) -> None:
+    def _label(self, row: NightRow, tonight_alerts: list[Alert]) -> None:
         """Each user labels what reached them tonight; the row gets their shares beside the
-        isolation forest's."""
-        classes = [self.sim.truth[a.alert_id]["class"] for a in simulated]
-        base = baseline_shares(simulated, classes, self.plan.budget, USERS, self.plan.seed)
-        for u in USERS:
+        isolation forest's (on tonight's alerts that have a truth, with the same budget)."""
+        known = [a for a in tonight_alerts if self.sim.truth.get(a.alert_id, {}).get("class")]
+        classes = [self.sim.truth[a.alert_id]["class"] for a in known]
+        base = baseline_shares(known, classes, self.plan.budget, self.users, self.plan.seed)
+        for u in self.users:
             got = drain(self.oracles[u.name], self.kafka, self.bootstrap_servers, idle_s=2.0)
             tonight = [r for r in got if r.night == row.night]
             top = [r for r in tonight if r.reason == "top"]
@@ -236,6 +296,9 @@ class LiveDemo:
             row.boring_delivered[u.name] = sum(r.true_class in u.boring for r in tonight)
             picks = base[u.name]
             row.baseline_share[u.name] = sum(c in u.interesting for c in picks) / max(1, len(picks))
+            row.stream_share[u.name] = sum(c in u.interesting for c in classes) / max(
+                1, len(classes)
+            )
 
     def _retrain(self) -> str:
         """Retrain on every durable label, gate, promote; wait for the hot swap."""
@@ -267,6 +330,8 @@ class LiveDemo:
             deliveries={name: [asdict(r) for r in o.received] for name, o in oracles.items()},
             seconds=0.0,
             out=self.plan.out,
+            users=list(self.users),
+            labels_origin=self.sim.origin,
         )
 
 
@@ -290,21 +355,50 @@ def run_demo(
     progress: Callable[[str], None] = print,
     on_done: Callable[[DemoResult, str, dict[str, str], Callable[[], str | None]], None]
     | None = None,
+    alerts: Path | None = None,
+    labels: Path | None = None,
+    bootstrap_share: float = 0.3,
 ) -> DemoResult:
-    """Run the demo into ``out`` (replaced); returns what ``demo.json`` holds.
+    """Run the demo into ``out`` (replaced); returns what ``demo.json`` holds. With ``alerts``
+    and ``labels``, on those real packets (``realsky``) instead of the simulator.
 
     ``on_done(result, api_url, tokens, failed)`` runs at the end with the stack still up
     (``--keep``: a person explores the desk as the simulated users)."""
     plan = DemoPlan(
-        out, nights, per_night, budget, seed, pool, bad_per_night, samples, retrain_epochs
+        out,
+        nights,
+        per_night,
+        budget,
+        seed,
+        pool,
+        bad_per_night,
+        samples,
+        retrain_epochs,
+        alerts,
+        labels,
+        bootstrap_share,
     )
     started = time.perf_counter()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    progress(f"simulating {nights} nights x {per_night} alerts (+{bad_per_night} broken a night)")
-    sim = Simulation(plan)
-    real = list(messages_from_files(sorted(samples.glob("ztf*/*.avro")))) if samples else []
+    sim: Stream
+    if alerts is not None:
+        if labels is None:
+            raise ValueError("the real-sky demo needs a labels file (--labels)")
+        progress(f"reading real alert packets under {alerts} ...")
+        real_sky = RealStream(alerts, labels, nights, bootstrap_share)
+        plan = replace(plan, per_night=real_sky.per_night())
+        progress(real_sky.describe())
+        sim = real_sky
+    else:
+        real = sample_messages(samples)
+        progress(
+            f"simulating {nights} nights x {per_night} alerts (+{bad_per_night} broken a night; "
+            f"+{len(real)} real ZTF alerts on night 1, bootstrapped on too)"
+        )
+        sim = Simulation(plan, real)
+    progress(f"the users answer from {sim.origin}")
     progress("starting the stack (embedded Kafka + Redis, scorer, feedback API) ...")
     environment = stack_environment(plan)
     with Stack(
@@ -314,22 +408,22 @@ def run_demo(
         log_dir=out / "logs",
     ) as stack:
         demo = LiveDemo(plan, sim, stack, progress)
-        for user in USERS:
+        for user in sim.users:
             demo.sign_up(user)
-        demo.bootstrap_v1(real)
+        demo.bootstrap_v1()
         delivery = Delivery(
             producer(demo.kafka, demo.bootstrap_servers, **{"message.max.bytes": 10_000_000})
         )
         rows: list[NightRow] = []
         for night in range(1, nights + 1):
             t_night = time.perf_counter()
-            rows.append(demo.night(night, delivery, real))
+            rows.append(demo.night(night, delivery))
             took = time.perf_counter() - t_night
-            progress(format_row(rows[-1], night == 1) + f"   ({took:.0f} s)")
+            progress(format_row(rows[-1], night == 1, sim.users) + f"   ({took:.0f} s)")
         delivery.producer.flush(10)
         del delivery  # the producer goes before the broker does (no reconnect noise at exit)
         result = demo.result(rows)
-        write_figures(out, demo.oracles, rows, demo.client)
+        write_figures(out, demo.oracles, rows, demo.client, sim.users)
         result.seconds = time.perf_counter() - started
         (out / "demo.json").write_text(json.dumps(result.to_json(), indent=2))
         if on_done is not None:

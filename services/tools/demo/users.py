@@ -10,6 +10,9 @@ class DemoUser:
     name: str
     interesting: tuple[str, ...]
     boring: tuple[str, ...]
+    # True: every class they do not hunt is "not interesting" to them; False: only ``boring`` is,
+    # the rest is labelled with no opinion.
+    others_boring: bool = True
 
 
 USERS = (
