@@ -8,7 +8,11 @@ import argparse
 from services.cli import Command, add_commands
 
 BENCHMARKS: tuple[Command, ...] = (
-    Command("paper", "reproduce the AHUNT paper's protocol on digits or MNIST", "bench.paper.cli"),
+    Command(
+        "paper",
+        "the AHUNT paper's protocol on digits, MNIST or real ZTF alerts (--dataset ztf-real)",
+        "bench.paper.cli",
+    ),
     Command(
         "throughput", "the scorer through a real broker, with stage ceilings", "bench.throughput"
     ),
