@@ -87,8 +87,8 @@ class ScorerSettings(Settings):
     clock_window: int = Field(
         default=64,
         ge=1,
-        description="the event clock is the median of this many recent alerts' times (fewer "
-        "than half of them, dated anywhere, cannot move it)",
+        description="the event clock is the 8th latest of this many recent alerts' times "
+        "(fewer than 8 alerts dated ahead cannot move it; it only goes forward)",
     )
     dead_letter_prefix_bytes: int = Field(
         default=4096, ge=0, le=65_536, description="bytes of the original in each envelope"
