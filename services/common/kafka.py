@@ -209,11 +209,7 @@ class Delivery:
         """Every message acknowledged, or :class:`DeliveryError` (whatever the error)."""
         refused = self.produce_all(messages)
         if refused:
-            first = refused[0]
-            raise DeliveryError(
-                f"{len(refused)} delivery errors, first: {messages[first.index].topic}: "
-                f"{first.error.str()}"
-            )
+            raise _delivery_error(messages, refused)
 
     def produce_all(self, messages: Sequence[OutMessage]) -> list[Refused]:
         """Produce ``messages`` and wait for every answer. Returns the ones refused for good
@@ -246,12 +242,15 @@ class Delivery:
             raise DeliveryError(f"{remaining} messages undelivered after {self.flush_timeout_s} s")
         transient = [r for r in errors if r.error.code() not in PERMANENT_PRODUCE_ERRORS]
         if transient:
-            first = transient[0]
-            raise DeliveryError(
-                f"{len(transient)} delivery errors, first: {messages[first.index].topic}: "
-                f"{first.error.str()}"
-            )
+            raise _delivery_error(messages, transient)
         return sorted(errors, key=lambda r: r.index)
+
+
+def _delivery_error(messages: Sequence[OutMessage], errors: Sequence[Refused]) -> DeliveryError:
+    first = errors[0]
+    return DeliveryError(
+        f"{len(errors)} delivery errors, first: {messages[first.index].topic}: {first.error.str()}"
+    )
 
 
 def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
