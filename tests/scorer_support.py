@@ -114,6 +114,20 @@ def read_topic(
     return got
 
 
+def read_keys(
+    bootstrap: str, settings: KafkaSettings, topic: str, want: set[str], timeout_s: float = 60.0
+) -> set[str]:
+    """The keys of ``topic``'s messages, read until they cover ``want`` (or ``timeout_s``)."""
+    got = read_topic(
+        bootstrap, settings, topic, done=lambda ms: want <= _keys(ms), timeout_s=timeout_s
+    )
+    return _keys(got)
+
+
+def _keys(messages: list[Message]) -> set[str]:
+    return {(m.key() or b"").decode() for m in messages}
+
+
 def committed(bootstrap: str, settings: KafkaSettings, group: str, topic: str, parts: int) -> int:
     """Offsets ``group`` committed on ``topic``, summed (without joining the group)."""
     c = consumer(settings, bootstrap, group)

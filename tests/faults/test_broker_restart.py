@@ -28,6 +28,7 @@ from services.tools.demo.observe import metric_samples
 from tests.faults.broker_support import LocalS3
 from tests.scorer_support import (
     committed,
+    read_keys,
     read_topic,
     reference_outputs,
     scorer_env,
@@ -233,13 +234,7 @@ def test_memory_broker_restarted_empty_is_reported_and_the_scorer_goes_on(
             scorer.terminate()
             scorer.wait(60)
         topic = user_topic(users[0].name)
-        got = read_topic(
-            bootstrap,
-            kafka_settings,
-            topic,
-            done=lambda ms: want[topic] <= {(m.key() or b"").decode() for m in ms},
-        )
-        keys = {(m.key() or b"").decode() for m in got}
+        keys = read_keys(bootstrap, kafka_settings, topic, want[topic])
     text = log.read_text()
     assert want[topic] <= keys, f"{len(want[topic] - keys)} of the new alerts missing"
     assert resets >= 1, text[-3000:]

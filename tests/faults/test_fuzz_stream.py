@@ -34,7 +34,7 @@ from services.scorer.settings import ScorerSettings
 from services.scorer.watcher import ModelWatcher
 from tests.faults.fuzz import MAY_PASS, REASONS, fuzz
 from tests.samples import ROOT
-from tests.scorer_support import read_topic, single_records, ztf_stream
+from tests.scorer_support import read_keys, read_topic, single_records, ztf_stream
 
 pytestmark = pytest.mark.slow
 FUZZED = int(os.environ.get("AHUNT_FAULTS_FUZZ", "1000"))
@@ -121,16 +121,7 @@ def test_fuzzed_packets_in_a_valid_stream(
             envelopes[source] = body
             sizes.append(len(m.value() or b""))
     want = {alert_id for alert_id, _ in good}
-    delivered = {
-        (m.key() or b"").decode()
-        for m in read_topic(
-            kafka_bootstrap,
-            kafka_settings,
-            user_topic(user.name),
-            done=lambda ms: want <= {(m.key() or b"").decode() for m in ms},
-            timeout_s=120,
-        )
-    }
+    delivered = read_keys(kafka_bootstrap, kafka_settings, user_topic(user.name), want, 120)
     assert want <= delivered  # every good alert delivered
     for i, (alert_id, _) in enumerate(good):
         assert where[len(bad) + i] not in envelopes, alert_id
