@@ -55,6 +55,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run ../shared/tools/ceiling.py (the single-process reference pipeline) for this "
         "many seconds per stage after the scorer phases, and report the ratios (0 skips)",
     )
+    p.add_argument(
+        "--scorer-checkout",
+        type=Path,
+        default=None,
+        help="run the scorer processes from this other checkout (e.g. a worktree of an older "
+        "commit), so one sitting compares two scorers under the same bench (default: this one)",
+    )
     p.add_argument("--json", type=Path, default=None)
 
 
@@ -182,14 +189,23 @@ def stage_ceilings(
 
 
 def _workers(
-    n: int, env: dict[str, str], metrics_ports: list[int] | None = None
+    n: int,
+    env: dict[str, str],
+    metrics_ports: list[int] | None = None,
+    checkout: Path | None = None,
 ) -> list[subprocess.Popen[bytes]]:
     ports = metrics_ports or [0] * n
+    root = (checkout or REPO).resolve()
     return [
         subprocess.Popen(
             [sys.executable, "-m", "services.scorer"],
-            cwd=REPO,
-            env={**os.environ, **env, "AHUNT_SCORER_METRICS_PORT": str(ports[i])},
+            cwd=root,
+            env={
+                **os.environ,
+                **env,
+                "PYTHONPATH": str(root),
+                "AHUNT_SCORER_METRICS_PORT": str(ports[i]),
+            },
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -256,6 +272,14 @@ def stage_summary(metrics_urls: list[str]) -> dict[str, Any]:
             if stage in cpu:
                 out[stage]["cpu_ms_per_alert"] = round(1000 * cpu[stage] / consumed, 4)
     return out
+
+
+def _revision(checkout: Path) -> str:
+    """The commit a checkout is at (its path where git cannot tell)."""
+    done = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or str(checkout)
 
 
 def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
@@ -330,6 +354,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 "AHUNT_SCORER_GROUP_ID": group,
             },
             backlog_ports,
+            a.scorer_checkout,
         )
         try:
             t_first = done_first = None
@@ -350,6 +375,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 "alerts": len(messages),
                 "users": a.users,
                 "workers": a.workers,
+                "scorer_checkout": _revision(a.scorer_checkout or REPO),
                 "partitions": a.partitions,
                 "alerts_per_s": (done - done_first) / max(elapsed, 1e-9),
                 "seconds": elapsed,
@@ -388,6 +414,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     "KAFKA_STATISTICS_INTERVAL_MS": str(int(1000 * a.latency_seconds)),
                 },
                 ports,
+                a.scorer_checkout,
             )
             try:
                 time.sleep(15)  # model load and group join, before the clock starts

@@ -28,12 +28,19 @@ class GateConfig(BaseModel):
     recall_tolerance: float = Field(
         default=0.05, ge=0.0, le=1.0, description="allowed per-class recall drop vs the live model"
     )
-    unlabelled_recall_tolerance: float = Field(
-        default=0.25,
-        ge=0.0,
+    pool_collapse_share: float = Field(
+        default=0.9,
+        gt=0.0,
         le=1.0,
-        description="allowed recall drop of the bootstrap pool's class (unlabelled alerts of "
-        "every kind: learning a kind moves some of them out of it)",
+        description="a candidate calling at least this share of the held-out bootstrap pool by "
+        "one other class has collapsed, unless the live model already did",
+    )
+    pool_wanted_share: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="a candidate calling more than this share of the held-out bootstrap pool by "
+        "classes users want floods them, unless the live model already did",
     )
     auroc_tolerance: float = Field(
         default=0.02, ge=0.0, le=1.0, description="allowed drop of each user's interest AUROC"

@@ -229,12 +229,12 @@ def test_a_worse_candidate_is_published_as_rejected_and_the_live_one_stays(
     short = settings.model_copy(update={"finetune_epochs": 1, "min_epoch_samples": 128})
     outcome = retrain_once(short, redis_client, registry, "ztf", prom)
     assert outcome.outcome == "rejected", outcome.reason
-    assert outcome.reason.startswith("recall:normal")
+    assert outcome.reason.startswith("pool:normal") and "called 'lens'" in outcome.reason
     assert registry.current("ztf") == "ztf-0001"
     [rejected] = [r for r in registry.list("ztf") if r.version == "ztf-0002"]
-    assert rejected.status == "rejected" and (rejected.reason or "").startswith("recall:normal")
+    assert rejected.status == "rejected" and (rejected.reason or "").startswith("pool:normal")
     assert rejected.manifest["parent_version"] == "ztf-0001"
-    assert _value(prom, "ahunt_retrain_gate_rejections_total", survey="ztf", reason="recall") == 1
+    assert _value(prom, "ahunt_retrain_gate_rejections_total", survey="ztf", reason="pool") == 1
     assert _value(prom, "ahunt_retrain_runs_total", survey="ztf", outcome="rejected") == 1
     assert _value(prom, "ahunt_retrain_last_success_timestamp_seconds", survey="ztf") > 0
     # A rejection is a completed run: the trigger state moved on, so it is not retried at once.
