@@ -33,13 +33,25 @@ def test_sasl_ssl_with_client_certificate() -> None:
         "ssl.key.location": "/etc/ahunt/tls/client.key",
         "ssl.key.password": "k3y",
         "ssl.endpoint.identification.algorithm": "https",
+        "log_level": 4,
     }
     assert "s3cret" not in repr(settings) and "k3y" not in repr(settings)
 
 
 def test_tls_options_only_apply_to_tls_protocols() -> None:
     config = KafkaSettings(ssl_ca_location=Path("/ca.pem")).client_config("k:9092")
-    assert config == {"bootstrap.servers": "k:9092", "security.protocol": "PLAINTEXT"}
+    assert config == {
+        "bootstrap.servers": "k:9092",
+        "security.protocol": "PLAINTEXT",
+        "log_level": 4,
+    }
+
+
+def test_librdkafka_info_lines_stay_out_of_users_output() -> None:
+    """An admin client destroyed with a queued event printed "%6|...|BGQUEUE|... Purging 1
+    unserved events" in the middle of ``ahunt demo``: info-level lines are off by default."""
+    assert KafkaSettings().client_config("k:9092")["log_level"] == 4
+    assert KafkaSettings(log_level=7).client_config("k:9092")["log_level"] == 7
 
 
 def test_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
