@@ -55,9 +55,12 @@ def methods_table(results: dict[str, Any]) -> str:
         )
     cal = results.get("calibration")
     if cal:
+        config = results["config"]
+        anomaly = f"@{config['class_names'][config['anomaly']]}"
         for user in _users(results):
-            key = f"auroc{user}" if user else "auroc"
-            ap = f"ap{user}" if user else "ap"
+            # The calibration names the anomaly's figures without a suffix (calibration.py).
+            suffix = "" if user in ("", anomaly) else user
+            key, ap = f"auroc{suffix}", f"ap{suffix}"
             lines.append(
                 f"| calibration: supervised HistGradientBoosting, 21x21, every label{user} "
                 f"| {_cell(cal[key], 3)} | {_cell(cal[ap], 3)} | - | - | - |"

@@ -18,6 +18,7 @@ from bench.paper.real_alerts import (
     load_real_alerts,
     read_labels,
 )
+from bench.paper.real_report import methods_table
 from bench.paper.real_scenarios import real_scenario
 from bench.paper.real_stream import build_real_stream, split_objects
 from bench.paper.scenario import ScenarioConfig
@@ -143,6 +144,10 @@ def test_the_command_runs_on_real_packets(subset: Path, tmp_path: Path, scenario
         assert len(res["per_night"]) == 2
     assert 0.0 <= results["calibration"]["auroc"]["mean"] <= 1.0
     assert results["config"]["class_names"][:2] == ["real_other", "star_variable"]
+    # docs/BENCHMARKS.md renders from these files: a calibration row for every user.
+    table = methods_table(results)
+    users = ("@known_sso", "@bogus") if scenario == "R3" else ("",)
+    assert all(f"every label{u} |" in table for u in users), table
 
 
 def test_progress_lines_render_the_finished_seeds(tmp_path: Path) -> None:
