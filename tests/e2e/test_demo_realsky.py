@@ -11,6 +11,7 @@ packets all decode. How well the users are served is measured by the full run
 from __future__ import annotations
 
 import csv
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -126,3 +127,15 @@ def test_the_labels_origin_and_every_nights_row_are_printed(
     for user in REAL_USERS:
         png = Path(result.out) / f"discovery-{user.name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+
+
+@needs_samples
+def test_the_in_process_retrains_log_to_a_file_not_between_the_rows(
+    demo: tuple[DemoResult, list[str]],
+) -> None:
+    """Each night's retrain runs in the demo's process: its lines (a rejection's full reason)
+    are in logs/retrain.log, and the logger is as it was after the run."""
+    result, _ = demo
+    log = (Path(result.out) / "logs" / "retrain.log").read_text()
+    assert "gate for ztf-0002" in log
+    assert logging.getLogger("ahunt.retrain").propagate

@@ -3,10 +3,12 @@ up, bootstrap version 1, then night after night replay, score, label and retrain
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -310,7 +312,7 @@ class LiveDemo:
         took = result.durations.get("total", 0.0)
         summary = f"{result.version or '-'} {result.outcome} in {took:.0f} s"
         if result.outcome != "promoted":
-            summary += f" ({result.reason[:60]})"
+            summary += f" ({result.reason[:60]}; logs/retrain.log)"
         if result.promoted and result.version:
             self._wait_live(result.version, f"the scorer swapping to {result.version}")
         return summary
@@ -340,6 +342,28 @@ def _share(received: list[Received], user: DemoUser) -> float:
     if not received:
         return 0.0
     return sum(r.true_class in user.interesting for r in received) / len(received)
+
+
+@contextlib.contextmanager
+def _in_process_logs(path: Path) -> Iterator[None]:
+    """The retrain runs inside the demo's process: its log lines (a rejected candidate's full
+    reason, say) go to ``path`` beside the services' logs, not between the table's rows, which
+    already say each retrain's outcome."""
+    retrain = logging.getLogger("ahunt.retrain")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    level, propagate = retrain.level, retrain.propagate
+    retrain.addHandler(handler)
+    retrain.setLevel(logging.INFO)
+    retrain.propagate = False
+    try:
+        yield
+    finally:
+        retrain.removeHandler(handler)
+        retrain.setLevel(level)
+        retrain.propagate = propagate
+        handler.close()
 
 
 def run_demo(
@@ -401,12 +425,15 @@ def run_demo(
     progress(f"the users answer from {sim.origin}")
     progress("starting the stack (embedded Kafka + Redis, scorer, feedback API) ...")
     environment = stack_environment(plan)
-    with Stack(
-        state_dir=out / "state",
-        services=("scorer", "feedback"),
-        extra_env=environment,
-        log_dir=out / "logs",
-    ) as stack:
+    with (
+        Stack(
+            state_dir=out / "state",
+            services=("scorer", "feedback"),
+            extra_env=environment,
+            log_dir=out / "logs",
+        ) as stack,
+        _in_process_logs(out / "logs" / "retrain.log"),
+    ):
         demo = LiveDemo(plan, sim, stack, progress)
         for user in sim.users:
             demo.sign_up(user)
