@@ -12,6 +12,7 @@ configuration reference in docs/OPERATIONS.md is generated from these classes
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -141,6 +142,24 @@ class RedisSettings(Settings):
         description="the model registry for a service that only reads it (the scorer), with a "
         "read-only Redis user (services/common/redis_acl.py); unset: REDIS_URL",
     )
+
+
+def require_redis_url(
+    command: str, whose: str, given: str | None = None, *, has_option: bool = False
+) -> str:
+    """The Redis an operator command works on: ``given`` (its ``--redis-url``, where
+    ``has_option``), else ``REDIS_URL``. Without either it says so in one wording for every
+    command and exits 2: an operator command never starts an embedded Redis, which would hold
+    none of the stack's data.
+
+    ``whose`` says which Redis, e.g. "the feedback API's Redis (`ahunt feedback` prints it)".
+    """
+    url = given or RedisSettings().url
+    if not url:
+        option = " or pass --redis-url" if has_option else ""
+        print(f"ahunt {command}: set REDIS_URL{option}: {whose}", file=sys.stderr)
+        raise SystemExit(2)
+    return url
 
 
 class EmbeddedSettings(Settings):

@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from services.common.settings import RedisSettings
+from services.common.settings import require_redis_url
 from services.feedback.settings import FeedbackSettings
 
 
@@ -72,9 +72,7 @@ def users_main(args: argparse.Namespace) -> int:
     from services.common import kafka_acl, store
     from services.feedback import tokens
 
-    url = RedisSettings().url
-    if not url:
-        raise SystemExit("set REDIS_URL to the feedback API's Redis (`ahunt feedback` prints it)")
+    url = require_redis_url("users", "the feedback API's Redis (`ahunt feedback` prints it)")
     client = store.connect(url)
     kafka = _kafka_admin()
     if args.users_action == "add":

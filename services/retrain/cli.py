@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.common.settings import RedisSettings
+from services.common.settings import require_redis_url
 from services.retrain.settings import RetrainSettings
 
 if TYPE_CHECKING:  # the command must load without torch (serving installs list it too)
@@ -86,10 +86,9 @@ def _print(outcome: RetrainOutcome, as_json: bool) -> None:
 
 
 def _connect(args: argparse.Namespace, settings: RetrainSettings) -> tuple[Any, Any] | None:
-    url = args.redis_url or RedisSettings().url
-    if not url:
-        print(f"ahunt {args.command}: set REDIS_URL or pass --redis-url", file=sys.stderr)
-        return None
+    url = require_redis_url(
+        args.command, "the stack's Redis (labels and registry)", args.redis_url, has_option=True
+    )
     from services.common import store
     from services.common.registry import Registry
     from services.common.settings import ModelSigningSettings

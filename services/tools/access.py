@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from services.common import kafka_acl, redis_acl, topics
-from services.common.settings import KafkaSettings, RedisSettings, ServiceSecretsSettings
+from services.common.settings import KafkaSettings, ServiceSecretsSettings, require_redis_url
 
 SERVICES = ("scorer", "feedback")
 
@@ -138,10 +138,7 @@ def _apply(passwords: dict[str, str], default_off: bool) -> int:
 
     from services.common import store
 
-    url = RedisSettings().url
-    if not url:
-        print("ahunt redis-acls apply: set REDIS_URL (an admin of that Redis)", file=sys.stderr)
-        return 2
+    url = require_redis_url("redis-acls apply", "an admin user of that Redis")
     client = store.connect(url)
     try:
         for role in redis_acl.ROLES:

@@ -23,7 +23,7 @@ from confluent_kafka import TopicPartition
 from services.common import store
 from services.common.dead_letters import OriginalStore
 from services.common.kafka import consumer
-from services.common.settings import KafkaSettings, RedisSettings
+from services.common.settings import KafkaSettings, require_redis_url
 from services.tools.replay import bootstrap_servers
 
 
@@ -71,9 +71,7 @@ def main(a: argparse.Namespace) -> int:
         data = from_topic(KafkaSettings(), bootstrap_servers(KafkaSettings()), a.source)
         where = f"{a.source} (no longer in the topic: its retention dropped it?)"
     else:
-        url = RedisSettings().url
-        if url is None:
-            raise SystemExit("set REDIS_URL (the Redis the scorer keeps originals in)")
+        url = require_redis_url("dlq", "the Redis the scorer keeps originals in")
         data = from_redis(url, a.sha256)
         where = (
             "Redis (see the envelope's original.kept; while the input topic keeps it, try "

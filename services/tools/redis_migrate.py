@@ -20,7 +20,7 @@ from collections import Counter
 import redis
 
 from services.common import keys
-from services.common.settings import RedisSettings
+from services.common.settings import require_redis_url
 
 # KEYS: old, new; ARGV: the type both must have. Replies: what happened to the key.
 _MOVE = """
@@ -80,10 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from services.common import store
 
-    url = RedisSettings().url
-    if not url:
-        print("ahunt redis migrate: set REDIS_URL (an admin of that Redis)", file=sys.stderr)
-        return 2
+    url = require_redis_url("redis migrate", "an admin user of that Redis")
     client = store.connect(url)
     try:
         done = migrate(client, args.dry_run)

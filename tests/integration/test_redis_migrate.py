@@ -68,4 +68,6 @@ def test_migrate_moves_old_keys_once(
 
 def test_migrate_needs_a_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
-    assert ahunt(["redis", "migrate"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        ahunt(["redis", "migrate"])
+    assert exit_.value.code == 2

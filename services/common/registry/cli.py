@@ -26,7 +26,7 @@ from pathlib import Path
 
 from services.common import store
 from services.common.registry import ModelRecord, Registry, RegistryError, survey_of
-from services.common.settings import ModelSigningSettings, RedisSettings
+from services.common.settings import ModelSigningSettings, require_redis_url
 
 _METRICS_SHOWN = 4
 
@@ -164,10 +164,7 @@ def run(args: argparse.Namespace, registry: Registry) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    url = args.redis_url or RedisSettings().url
-    if not url:
-        print("ahunt models: set REDIS_URL or pass --redis-url", file=sys.stderr)
-        return 2
+    url = require_redis_url("models", "the model registry's Redis", args.redis_url, has_option=True)
     try:
         model_keys = ModelSigningSettings().model_keys(url)
     except ValueError as exc:
