@@ -32,6 +32,7 @@ from bench.cpu import CpuMeter, roles, runnable
 
 REPO = Path(__file__).resolve().parents[1]
 WARMUP_S = 5.0  # seconds of traffic before the latency clock starts
+INGEST_S = 5.0  # seconds of the paced producer alone, before the scorers start
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -401,6 +402,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             store.save_profile(r, watcher)
             topic, group = f"lat.{uuid.uuid4().hex[:8]}", f"lat-{uuid.uuid4().hex[:8]}"
             ensure_topics(kafka, ep.kafka, [topic, user_topic("latency")], partitions=a.partitions)
+            results["cpu_ingest"] = _ingest(kafka, ep.kafka, messages, a.latency_rate, a.partitions)
             ports = [free_port() for _ in range(a.workers)]
             procs = _workers(
                 a.workers,
@@ -463,6 +465,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 reader.close()
                 if lat_meter is not None:  # steady state: paced producer and reader are "bench"
                     results["cpu_latency"] = lat_meter.stop(sent - warmup)
+                    _without_ingest(results["cpu_latency"], results["cpu_ingest"])
                 lat = np.array(latencies, dtype=np.float64)
                 results["latency"] = {
                     "rate_per_s": a.latency_rate,
@@ -540,6 +543,40 @@ def reference(samples: Path, seconds: float, results: dict[str, Any]) -> dict[st
     return ref
 
 
+def _ingest(
+    kafka: Any, bootstrap: str, messages: list[bytes], rate: float, partitions: int
+) -> dict[str, object]:
+    """The broker's CPU for the survey's side alone: the latency phase's paced producer (one
+    request per alert, ``linger.ms`` 0, so that no producer linger is in the latency) writing
+    to a topic nobody reads, for ``INGEST_S``. A real survey's producer batches; this part of the
+    phase's broker CPU is the bench's, not the scorers' (docs/PERFORMANCE.md)."""
+    from services.common.kafka import ensure_topics, producer
+
+    topic = f"ingest.{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka, bootstrap, [topic], partitions=partitions)
+    paced = producer(kafka, bootstrap, **{"linger.ms": 0})
+    n = int(rate * INGEST_S)
+    meter = CpuMeter(roles())
+    start = time.perf_counter()
+    for i in range(n):
+        time.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        paced.produce(topic, messages[i % len(messages)])
+        paced.poll(0)
+    paced.flush(10)
+    del paced
+    return meter.stop(n)
+
+
+def _without_ingest(phase: dict[str, Any], ingest: dict[str, Any]) -> None:
+    """The phase's scorer path less the broker CPU the survey's producer costs alone."""
+    per_alert = ingest["cpu_ms_per_alert"].get("broker")
+    if per_alert is not None and phase.get("scorer_path_ms_per_alert") is not None:
+        phase["ingest_broker_ms_per_alert"] = per_alert
+        phase["scorer_path_without_ingest_ms_per_alert"] = round(
+            phase["scorer_path_ms_per_alert"] - per_alert, 4
+        )
+
+
 def summary(results: dict[str, Any]) -> str:
     """The figures the issue targets, one line each (the JSON has the rest)."""
     lines = []
@@ -548,9 +585,11 @@ def summary(results: dict[str, Any]) -> str:
         cpu = results.get(phase)
         if cpu:
             per = ", ".join(f"{r} {v}" for r, v in cpu["cpu_ms_per_alert"].items())
+            without = cpu.get("scorer_path_without_ingest_ms_per_alert")
             lines.append(
-                f"{phase}: CPU ms/alert {per}; scorer path {cpu['scorer_path_ms_per_alert']} "
-                f"(load1 {cpu['load1_before']} -> {cpu['load1_after']})"
+                f"{phase}: CPU ms/alert {per}; scorer path {cpu['scorer_path_ms_per_alert']}"
+                + (f" ({without} without the survey producer's own)" if without else "")
+                + f" (load1 {cpu['load1_before']} -> {cpu['load1_after']})"
             )
     if backlog:
         lines.append(f"backlog: {backlog['alerts_per_s']:.0f} alerts/s")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 from bench.throughput import stage_summary
-from services.common.embedded import free_port
+from services.common.embedded import EmbeddedKafka, free_port
 from services.common.metrics import LATENCY_BUCKETS
+from services.common.settings import KafkaSettings
 
 
 def test_stage_summary_sums_workers_and_finds_the_p99_bucket() -> None:
@@ -33,3 +35,24 @@ def test_stage_summary_sums_workers_and_finds_the_p99_bucket() -> None:
     produce = summary["produce"]
     assert produce["batches"] == 200 and produce["p99_le_ms"] == 5.0
     assert abs(produce["mean_ms"] - 1000 * (199 * 0.004 + 0.2) / 200) < 0.01
+
+
+def test_the_survey_producers_own_broker_cpu_is_measured_and_taken_out_of_the_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The latency phase's paced producer costs the broker CPU that is the bench's, not the
+    scorers': measured alone on a real broker, then subtracted from the phase's scorer path."""
+    import bench.throughput as throughput
+
+    monkeypatch.setattr(throughput, "INGEST_S", 1.0)
+    with EmbeddedKafka() as kafka:
+        ingest = throughput._ingest(
+            KafkaSettings(), kafka.bootstrap_servers, [b"x" * 20_000], 250, 2
+        )
+    assert ingest["alerts"] == 250
+    broker = ingest["cpu_ms_per_alert"]["broker"]  # type: ignore[index]
+    assert broker is not None and broker > 0
+    phase: dict[str, object] = {"scorer_path_ms_per_alert": 3.0}
+    throughput._without_ingest(phase, {"cpu_ms_per_alert": {"broker": 1.25}})
+    assert phase["scorer_path_without_ingest_ms_per_alert"] == 1.75
+    assert phase["ingest_broker_ms_per_alert"] == 1.25
