@@ -45,7 +45,9 @@ PARTITIONS = 4
 def _produce(
     bootstrap: str, settings: KafkaSettings, topic: str, packets: list[bytes]
 ) -> list[tuple[int, int]]:
-    """Produce in order; (partition, offset) of each packet."""
+    """Produce in order, round robin over the partitions (unkeyed records go where librdkafka's
+    sticky partitioner puts them, which can leave a partition empty); (partition, offset) of
+    each packet."""
     where: list[tuple[int, int] | None] = [None] * len(packets)
     p = producer(settings, bootstrap, **{"message.max.bytes": 10_000_000})
     for i, packet in enumerate(packets):
@@ -56,7 +58,7 @@ def _produce(
 
         while True:
             try:
-                p.produce(topic, packet, on_delivery=done)
+                p.produce(topic, packet, partition=i % PARTITIONS, on_delivery=done)
                 break
             except BufferError:
                 p.poll(0.1)
