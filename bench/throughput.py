@@ -50,6 +50,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-rate", type=float, default=250.0, help="alerts/s (0 skips)")
     p.add_argument("--latency-seconds", type=float, default=30.0)
     p.add_argument(
+        "--latency-batch", type=int, default=64, help="the scorers' batch cap at the steady rate"
+    )
+    p.add_argument(
+        "--latency-poll-s",
+        type=float,
+        default=None,
+        help="the scorers' poll wait at the steady rate (AHUNT_SCORER_POLL_TIMEOUT_S: how long "
+        "a batch gathers alerts when fewer than the cap arrive); default: the scorer's own "
+        "(before 2026-12-07 the bench always used 0.02)",
+    )
+    p.add_argument(
         "--ceiling-seconds",
         type=float,
         default=10.0,
@@ -187,6 +198,25 @@ def stage_ceilings(
         out[f"scoring_core_{n_users}_users"] = 1 / per_alert
     out["cost_ratio_1000_vs_1_users"] = out["scoring_core_1_users"] / out["scoring_core_1000_users"]
     return out
+
+
+def _scorer_default(checkout: Path | None, name: str) -> Any:
+    """A scorer setting's default as ``checkout``'s code states it (its own process: another
+    checkout's modules are not importable here)."""
+    code = (
+        "import json; from services.scorer.settings import ScorerSettings as S; "
+        f"print(json.dumps(S.model_fields[{name!r}].default))"
+    )
+    root = (checkout or REPO).resolve()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
 
 
 def _workers(
@@ -403,6 +433,10 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             topic, group = f"lat.{uuid.uuid4().hex[:8]}", f"lat-{uuid.uuid4().hex[:8]}"
             ensure_topics(kafka, ep.kafka, [topic, user_topic("latency")], partitions=a.partitions)
             results["cpu_ingest"] = _ingest(kafka, ep.kafka, messages, a.latency_rate, a.partitions)
+            poll_s = a.latency_poll_s
+            if poll_s is None:  # the scorer's default, as the checkout under test states it
+                poll_s = _scorer_default(a.scorer_checkout, "poll_timeout_s")
+            poll_env = {"AHUNT_SCORER_POLL_TIMEOUT_S": str(poll_s)}
             ports = [free_port() for _ in range(a.workers)]
             procs = _workers(
                 a.workers,
@@ -410,8 +444,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     **env,
                     "AHUNT_SCORER_INPUT_TOPICS": json.dumps([topic]),
                     "AHUNT_SCORER_GROUP_ID": group,
-                    "AHUNT_SCORER_BATCH_SIZE": "64",
-                    "AHUNT_SCORER_POLL_TIMEOUT_S": "0.02",
+                    "AHUNT_SCORER_BATCH_SIZE": str(a.latency_batch),
+                    **poll_env,
                     # librdkafka's windows: the last one read at the end covers the steady state
                     "KAFKA_STATISTICS_INTERVAL_MS": str(int(1000 * a.latency_seconds)),
                 },
@@ -469,6 +503,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 lat = np.array(latencies, dtype=np.float64)
                 results["latency"] = {
                     "rate_per_s": a.latency_rate,
+                    "batch_cap": a.latency_batch,
+                    "poll_s": poll_s,
                     "sent": sent,
                     "warmup_sent": warmup,
                     "warmup_max_ms": float(max(warm)) if warm else None,

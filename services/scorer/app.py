@@ -375,7 +375,9 @@ def build_loop(
     ensure_topics(
         kafka, bootstrap, [*settings.input_topics, DEAD_LETTERS, *(u.topic for u in scorer.users)]
     )
-    c = consumer(kafka, bootstrap, settings.group_id)
+    c = consumer(
+        kafka, bootstrap, settings.group_id, **{"fetch.wait.max.ms": settings.fetch_wait_max_ms}
+    )
     topics = list(settings.input_topics)
 
     def on_assign(client: Consumer, partitions: list[TopicPartition]) -> None:

@@ -56,3 +56,27 @@ def test_the_survey_producers_own_broker_cpu_is_measured_and_taken_out_of_the_pa
     throughput._without_ingest(phase, {"cpu_ms_per_alert": {"broker": 1.25}})
     assert phase["scorer_path_without_ingest_ms_per_alert"] == 1.75
     assert phase["ingest_broker_ms_per_alert"] == 1.25
+
+
+def test_the_latency_phase_runs_each_checkouts_own_default_poll(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The steady-rate phase measures the scorer as it ships (its default batch gathering),
+    read from the checkout under test, not from this one nor from the environment."""
+    import shutil
+    from pathlib import Path
+
+    import bench.throughput as throughput
+    from services.scorer.settings import ScorerSettings
+
+    monkeypatch.setenv("AHUNT_SCORER_POLL_TIMEOUT_S", "9")  # an operator's value, not a default
+    ours = ScorerSettings.model_fields["poll_timeout_s"].default
+    assert throughput._scorer_default(None, "poll_timeout_s") == ours
+    repo = Path(throughput.__file__).resolve().parents[1]
+    for part in ("services", "models", "schemas"):
+        shutil.copytree(repo / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    settings = tmp_path / "services/scorer/settings.py"
+    text = settings.read_text()
+    assert f"default={ours}," in text
+    settings.write_text(text.replace(f"default={ours},", "default=0.125,", 1))
+    assert throughput._scorer_default(tmp_path, "poll_timeout_s") == 0.125

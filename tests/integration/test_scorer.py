@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +19,7 @@ from services.common.settings import KafkaSettings
 from services.common.topics import DEAD_LETTERS, user_topic
 from services.common.users import Budget, Filters, SkyCone, UserProfile
 from services.common.values import stamp_from_bytes
+from services.scorer import app
 from services.scorer.app import build_loop
 from services.scorer.handler import prepare_stamps
 from services.scorer.metrics import ScorerMetrics
@@ -58,6 +60,7 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
     redis_client: redis.Redis,
     ztf_payloads: list[bytes],
     ztf_alerts: list[Alert],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     src = new_topic("alerts")
     near = ztf_alerts[0]
@@ -86,10 +89,21 @@ def test_replay_samples_routes_by_interest_budget_and_filters(
         batch_size=32,
         metrics_port=0,
         metrics_per_user=2,
+        fetch_wait_max_ms=77,
     )
     slot = ModelSlot()
     ModelWatcher(settings, slot, METRICS).check()
+    configs: list[dict[str, object]] = []  # what the scorer asks of its (real) consumer
+    real_consumer = app.consumer
+
+    def seen_consumer(*args: object, **extra: object) -> object:
+        configs.append(extra)
+        return real_consumer(*args, **extra)
+
+    monkeypatch.setattr("services.scorer.app.consumer", seen_consumer)
     loop = build_loop(settings, kafka_settings, kafka_bootstrap, redis_client, METRICS, slot)
+    # The scorer's own fetch wait, not the other services' KAFKA_FETCH_WAIT_MAX_MS.
+    assert configs == [{"fetch.wait.max.ms": 77}]
     handled: list[int] = []
     refresh_lag = loop.on_batch
     assert refresh_lag is not None
