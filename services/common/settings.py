@@ -74,7 +74,8 @@ class KafkaSettings(Settings):
     heartbeat_interval_ms: int = Field(default=2000, ge=100)
     # How long a fetch may wait for data. Low for latency: a Tansu broker holds fetches for the
     # whole wait even when data is there (measured: p50 254 ms at librdkafka's 500 ms default,
-    # 11 ms at 20 ms), and on Apache Kafka it only bounds idle polling.
+    # 11 ms at 20 ms), and on Apache Kafka it only bounds idle polling. The scorer, which gathers
+    # batches anyway, has its own (AHUNT_SCORER_FETCH_WAIT_MAX_MS).
     fetch_wait_max_ms: int = Field(default=20, ge=1, le=10_000)
     statistics_interval_ms: int = Field(
         default=0,
