@@ -29,7 +29,7 @@ class ScorerSettings(Settings):
     # sets how many alerts share a batch's fixed costs (a produce request, a commit, a Redis
     # transaction, the broker's fetches), so it trades latency for CPU per alert. Measured at
     # 250 alerts/s on 2 cores (docs/PERFORMANCE.md): 0.02 s p99 186-277 ms, scorer path 3.7-4.0
-    # ms CPU per alert; 0.05 s p99 174-202 ms, 3.1-3.2 ms; 0.2 s (the old default) p99 612 ms.
+    # ms CPU per alert; 0.05 s p99 174-202 ms, 3.1-3.2 ms; 0.2 s (the old default) p99 612-945 ms.
     poll_timeout_s: float = Field(
         default=0.05,
         gt=0,
