@@ -436,7 +436,6 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             poll_s = a.latency_poll_s
             if poll_s is None:  # the scorer's default, as the checkout under test states it
                 poll_s = _scorer_default(a.scorer_checkout, "poll_timeout_s")
-            poll_env = {"AHUNT_SCORER_POLL_TIMEOUT_S": str(poll_s)}
             ports = [free_port() for _ in range(a.workers)]
             procs = _workers(
                 a.workers,
@@ -445,7 +444,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     "AHUNT_SCORER_INPUT_TOPICS": json.dumps([topic]),
                     "AHUNT_SCORER_GROUP_ID": group,
                     "AHUNT_SCORER_BATCH_SIZE": str(a.latency_batch),
-                    **poll_env,
+                    "AHUNT_SCORER_POLL_TIMEOUT_S": str(poll_s),
                     # librdkafka's windows: the last one read at the end covers the steady state
                     "KAFKA_STATISTICS_INTERVAL_MS": str(int(1000 * a.latency_seconds)),
                 },
